@@ -1,0 +1,403 @@
+"""Keys (names of arrays and graphs), specs (what an array or graph is) and requests.
+
+A `ProviderSpec` says what a pipeline can deliver; a `BatchRequest` (the same mapping plus a
+random seed) says what a caller wants. Both map `ArrayKey`/`GraphKey` to a spec.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Union
+
+import numpy as np
+
+from .geometry import Coordinate, Roi
+
+
+class _KeyRegistry:
+    """Attribute access to every key created so far: `ArrayKeys.RAW`."""
+
+    def __init__(self, kind: str) -> None:
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_keys", {})
+
+    def _register(self, key: Any) -> None:
+        self._keys[key.identifier] = key
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._keys[name]
+        except KeyError:
+            raise AttributeError(
+                f"{self._kind} {name!r} does not exist; create it with {self._kind[:-1]}({name!r}). "
+                f"Known: {sorted(self._keys)}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._keys[name] = value
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._keys)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._keys.values())
+
+
+ArrayKeys = _KeyRegistry("ArrayKeys")
+GraphKeys = _KeyRegistry("GraphKeys")
+
+
+class _Key:
+    """A named key; two keys with the same identifier are equal (also across processes)."""
+
+    registry: _KeyRegistry
+
+    def __init__(self, identifier: str) -> None:
+        if not isinstance(identifier, str) or not identifier:
+            raise TypeError(f"{type(self).__name__} needs a non-empty string name, got {identifier!r}")
+        self.identifier = identifier
+        self.hash = hash((type(self).__name__, identifier))
+        type(self).registry._register(self)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.identifier == self.identifier  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __lt__(self, other: "_Key") -> bool:
+        return (type(self).__name__, self.identifier) < (type(other).__name__, other.identifier)
+
+    def __reduce__(self):
+        return (type(self), (self.identifier,))
+
+    def __repr__(self) -> str:
+        return self.identifier
+
+    __str__ = __repr__
+
+
+class ArrayKey(_Key):
+    """The name of an array in a batch, e.g. `ArrayKey("RAW")`."""
+
+    registry = ArrayKeys
+
+
+class GraphKey(_Key):
+    """The name of a graph (points, skeletons) in a batch."""
+
+    registry = GraphKeys
+
+
+# keys of the seed-era API, so `ArrayKeys.RAW` works out of the box
+for _name in ("RAW", "GT_LABELS", "GT_MASK", "GT_AFFINITIES", "GT_AFFINITIES_MASK", "GT_AFFINITIES_SCALE"):
+    ArrayKey(_name)
+
+
+def _coord_or_none(value: Any) -> Coordinate | None:
+    return None if value is None else Coordinate(value)
+
+
+class ArraySpec:
+    """What an array is: ROI (world units), voxel size, dtype, interpolatable, nonspatial.
+
+    Every field may be `None` (unknown); a pipeline fills them in as specs flow through it.
+    """
+
+    __slots__ = ("roi", "voxel_size", "interpolatable", "nonspatial", "dtype", "placeholder")
+
+    def __init__(
+        self,
+        roi: Roi | None = None,
+        voxel_size: Any = None,
+        interpolatable: bool | None = None,
+        nonspatial: bool = False,
+        dtype: Any = None,
+        placeholder: bool = False,
+    ) -> None:
+        if roi is not None and not isinstance(roi, Roi):
+            raise TypeError(f"ArraySpec roi must be a Roi, got {type(roi).__name__}")
+        self.roi = roi
+        self.voxel_size = _coord_or_none(voxel_size)
+        self.interpolatable = interpolatable
+        self.nonspatial = nonspatial
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.placeholder = placeholder
+        if nonspatial and roi is not None:
+            raise ValueError("a nonspatial ArraySpec can not have a ROI")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "voxel_size":
+            value = _coord_or_none(value)
+        elif name == "dtype" and value is not None:
+            value = np.dtype(value)
+        object.__setattr__(self, name, value)
+
+    def copy(self) -> "ArraySpec":
+        return _copy.copy(self)
+
+    def replace(self, **changes: Any) -> "ArraySpec":
+        """A copy with some fields changed (the functional way to derive a spec)."""
+        new = self.copy()
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
+    def update_with(self, other: "ArraySpec") -> "ArraySpec":
+        """Fields of `other` that are not None override this spec's (a new spec)."""
+        new = self.copy()
+        for name in self.__slots__:
+            value = getattr(other, name)
+            if value is not None and not (name in ("nonspatial", "placeholder") and value is False):
+                setattr(new, name, value)
+        return new
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArraySpec) and self._values() == other._values()
+
+    def __getstate__(self):
+        return self._values()
+
+    def __setstate__(self, state):
+        for n, v in zip(self.__slots__, state):
+            object.__setattr__(self, n, v)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"ArraySpec({fields})"
+
+
+class GraphSpec:
+    """What a graph is: its ROI (world units), whether directed, attribute dtype."""
+
+    __slots__ = ("roi", "directed", "dtype", "placeholder")
+
+    def __init__(
+        self,
+        roi: Roi | None = None,
+        directed: bool | None = None,
+        dtype: Any = np.float32,
+        placeholder: bool = False,
+    ) -> None:
+        if roi is not None and not isinstance(roi, Roi):
+            raise TypeError(f"GraphSpec roi must be a Roi, got {type(roi).__name__}")
+        self.roi = roi
+        self.directed = directed
+        self.dtype = dtype
+        self.placeholder = placeholder
+
+    def copy(self) -> "GraphSpec":
+        return _copy.copy(self)
+
+    def replace(self, **changes: Any) -> "GraphSpec":
+        new = self.copy()
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
+    def update_with(self, other: "GraphSpec") -> "GraphSpec":
+        new = self.copy()
+        for name in self.__slots__:
+            value = getattr(other, name)
+            if value is not None and not (name == "placeholder" and value is False):
+                setattr(new, name, value)
+        return new
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GraphSpec) and self._values() == other._values()
+
+    def __getstate__(self):
+        return self._values()
+
+    def __setstate__(self, state):
+        for n, v in zip(self.__slots__, state):
+            object.__setattr__(self, n, v)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"GraphSpec({fields})"
+
+
+Key = Union[ArrayKey, GraphKey]
+Spec = Union[ArraySpec, GraphSpec]
+
+
+class ProviderSpec(MutableMapping):
+    """A mapping from keys to specs: what a pipeline (or node) can provide."""
+
+    def __init__(self, array_specs: dict | None = None, graph_specs: dict | None = None) -> None:
+        self._specs: dict[Key, Spec] = {}
+        for k, v in (array_specs or {}).items():
+            self[k] = v
+        for k, v in (graph_specs or {}).items():
+            self[k] = v
+
+    def __setitem__(self, key: Key, spec: Spec) -> None:
+        if isinstance(key, ArrayKey):
+            if isinstance(spec, Roi):
+                spec = ArraySpec(roi=spec)
+            if not isinstance(spec, ArraySpec):
+                raise TypeError(f"{key}: expected an ArraySpec, got {type(spec).__name__}")
+        elif isinstance(key, GraphKey):
+            if isinstance(spec, Roi):
+                spec = GraphSpec(roi=spec)
+            if not isinstance(spec, GraphSpec):
+                raise TypeError(f"{key}: expected a GraphSpec, got {type(spec).__name__}")
+        else:
+            raise TypeError(f"only ArrayKey or GraphKey can be used as keys, got {key!r}")
+        self._specs[key] = spec.copy()
+
+    def __getitem__(self, key: Key) -> Spec:
+        try:
+            return self._specs[key]
+        except KeyError:
+            raise KeyError(f"{key} is not in this {type(self).__name__} (has {sorted(self._specs)})") from None
+
+    def __delitem__(self, key: Key) -> None:
+        del self._specs[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._specs
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    @property
+    def array_specs(self) -> dict[ArrayKey, ArraySpec]:
+        return {k: v for k, v in self._specs.items() if isinstance(k, ArrayKey)}  # type: ignore[misc]
+
+    @property
+    def graph_specs(self) -> dict[GraphKey, GraphSpec]:
+        return {k: v for k, v in self._specs.items() if isinstance(k, GraphKey)}  # type: ignore[misc]
+
+    @property
+    def points_specs(self) -> dict[GraphKey, GraphSpec]:
+        return self.graph_specs
+
+    def copy(self) -> "ProviderSpec":
+        new = _copy.copy(self)
+        new._specs = {k: v.copy() for k, v in self._specs.items()}
+        return new
+
+    def update_with(self, other: "ProviderSpec") -> "ProviderSpec":
+        """A copy where the keys of `other` are added or replaced by its specs."""
+        new = self.copy()
+        for k, v in other.items():
+            new[k] = v
+        return new
+
+    def remove_placeholders(self) -> None:
+        for k in [k for k, v in self._specs.items() if v.placeholder]:
+            del self._specs[k]
+
+    def get_total_roi(self) -> Roi | None:
+        """The union of all ROIs (None if there are none)."""
+        total = None
+        for spec in self._specs.values():
+            if spec.roi is None:
+                continue
+            total = spec.roi if total is None else total.union(spec.roi)
+        return total
+
+    def get_common_roi(self) -> Roi | None:
+        """The intersection of all ROIs (None if there are none)."""
+        common = None
+        for spec in self._specs.values():
+            if spec.roi is None:
+                continue
+            common = spec.roi if common is None else common.intersect(spec.roi)
+        return common
+
+    def get_lcm_voxel_size(self, keys: Any = None) -> Coordinate | None:
+        """The least common multiple of the voxel sizes of `keys` (default: all arrays)."""
+        keys = self.array_specs.keys() if keys is None else keys
+        sizes = [self[k].voxel_size for k in keys if isinstance(k, ArrayKey) and self[k].voxel_size is not None]
+        if not sizes:
+            return None
+        return Coordinate(np.lcm.reduce(np.array(sizes, dtype=np.int64), axis=0))
+
+    def _items_repr(self) -> str:
+        return "".join(f"\n\t{k}: {v}" for k, v in self._specs.items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProviderSpec) and self._specs == other._specs
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items_repr()}\n)"
+
+
+class BatchRequest(ProviderSpec):
+    """What a caller wants: key → spec with ROIs, plus a `random_seed`.
+
+    `add(key, shape)` requests `shape` (world units) and centres all ROIs on each other, as in
+    gunpowder 1.x. Two requests are equal when their specs are, whatever their seeds.
+    """
+
+    def __init__(
+        self,
+        array_specs: dict | None = None,
+        graph_specs: dict | None = None,
+        random_seed: int | None = None,
+    ) -> None:
+        super().__init__(array_specs, graph_specs)
+        self._random_seed = None if random_seed is None else int(random_seed)
+
+    @property
+    def random_seed(self) -> int | None:
+        return self._random_seed
+
+    @random_seed.setter
+    def random_seed(self, value: int | None) -> None:
+        self._random_seed = None if value is None else int(value)
+
+    def with_seed(self, seed: int | None) -> "BatchRequest":
+        new = self.copy()
+        new._random_seed = None if seed is None else int(seed)
+        return new
+
+    def add(
+        self,
+        key: Key,
+        shape: Any,
+        voxel_size: Any = None,
+        directed: bool | None = None,
+        placeholder: bool = False,
+    ) -> None:
+        """Request `key` with a ROI of `shape` (world units), centred with the other ROIs."""
+        shape = Coordinate(shape)
+        roi = Roi((0,) * len(shape), shape)
+        if isinstance(key, ArrayKey):
+            self[key] = ArraySpec(roi=roi, voxel_size=voxel_size, placeholder=placeholder)
+        elif isinstance(key, GraphKey):
+            self[key] = GraphSpec(roi=roi, directed=directed, placeholder=placeholder)
+        else:
+            raise TypeError(f"only ArrayKey or GraphKey can be requested, got {key!r}")
+        self._center_rois()
+
+    def _center_rois(self) -> None:
+        total = self.get_total_roi()
+        if total is None or total.unbounded:
+            return
+        center = total.center
+        for spec in self._specs.values():
+            if spec.roi is not None and not spec.roi.unbounded:
+                spec.roi = spec.roi.shift(center - spec.roi.center)
+
+    def update_with(self, other: ProviderSpec) -> "BatchRequest":  # type: ignore[override]
+        return super().update_with(other)  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProviderSpec) and self._specs == other._specs
+
+    def __repr__(self) -> str:
+        return f"BatchRequest(random_seed={self._random_seed},{self._items_repr()}\n)"
