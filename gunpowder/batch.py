@@ -112,10 +112,14 @@ class Batch(MutableMapping):
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(key, ArrayKey):
             if not isinstance(value, Array):
-                raise TypeError(f"{key}: only an Array can be stored under an ArrayKey, got {type(value).__name__}")
+                raise TypeError(
+                    f"{key}: only an Array can be stored under an ArrayKey, got {type(value).__name__}"
+                )
         elif isinstance(key, GraphKey):
             if type(value).__name__ not in ("Graph", "Points") and not hasattr(value, "nodes"):
-                raise TypeError(f"{key}: only a Graph can be stored under a GraphKey, got {type(value).__name__}")
+                raise TypeError(
+                    f"{key}: only a Graph can be stored under a GraphKey, got {type(value).__name__}"
+                )
         else:
             raise TypeError(f"only ArrayKey or GraphKey can be used as batch keys, got {key!r}")
         self._items[key] = value
@@ -175,7 +179,11 @@ class Batch(MutableMapping):
             if spec.roi is None or value.spec.roi is None or value.spec.roi == spec.roi:
                 cropped[key] = value.copy() if copy else value
             else:
-                cropped[key] = value.crop(spec.roi, copy=copy) if isinstance(key, ArrayKey) else value.crop(spec.roi)
+                cropped[key] = (
+                    value.crop(spec.roi, copy=copy)
+                    if isinstance(key, ArrayKey)
+                    else value.crop(spec.roi)
+                )
         return cropped
 
     def merge(self, other: "Batch", merge_profiling_stats: bool = True) -> "Batch":
@@ -207,7 +215,9 @@ class Batch(MutableMapping):
         return new
 
     def matches(self, request: BatchRequest) -> bool:
-        return all(k in self and (s.roi is None or self[k].spec.roi == s.roi) for k, s in request.items())
+        return all(
+            k in self and (s.roi is None or self[k].spec.roi == s.roi) for k, s in request.items()
+        )
 
     def __repr__(self) -> str:
         lines = "".join(f"\n\t{k}: {v}" for k, v in self._items.items())

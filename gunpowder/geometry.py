@@ -126,7 +126,9 @@ class Roi:
 
     __slots__ = ("_offset", "_shape", "_hash")
 
-    def __init__(self, offset: Iterable[Number] | None = None, shape: Iterable[Number] | None = None):
+    def __init__(
+        self, offset: Iterable[Number] | None = None, shape: Iterable[Number] | None = None
+    ):
         if offset is None and shape is None:
             raise ValueError("Roi needs an offset or a shape")
         if shape is None:

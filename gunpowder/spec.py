@@ -55,7 +55,9 @@ class _Key:
 
     def __init__(self, identifier: str) -> None:
         if not isinstance(identifier, str) or not identifier:
-            raise TypeError(f"{type(self).__name__} needs a non-empty string name, got {identifier!r}")
+            raise TypeError(
+                f"{type(self).__name__} needs a non-empty string name, got {identifier!r}"
+            )
         self.identifier = identifier
         self.hash = hash((type(self).__name__, identifier))
         type(self).registry._register(self)
@@ -91,7 +93,14 @@ class GraphKey(_Key):
 
 
 # keys of the seed-era API, so `ArrayKeys.RAW` works out of the box
-for _name in ("RAW", "GT_LABELS", "GT_MASK", "GT_AFFINITIES", "GT_AFFINITIES_MASK", "GT_AFFINITIES_SCALE"):
+for _name in (
+    "RAW",
+    "GT_LABELS",
+    "GT_MASK",
+    "GT_AFFINITIES",
+    "GT_AFFINITIES_MASK",
+    "GT_AFFINITIES_SCALE",
+):
     ArrayKey(_name)
 
 
@@ -258,7 +267,9 @@ class ProviderSpec(MutableMapping):
         try:
             return self._specs[key]
         except KeyError:
-            raise KeyError(f"{key} is not in this {type(self).__name__} (has {sorted(self._specs)})") from None
+            raise KeyError(
+                f"{key} is not in this {type(self).__name__} (has {sorted(self._specs)})"
+            ) from None
 
     def __delitem__(self, key: Key) -> None:
         del self._specs[key]
@@ -321,7 +332,11 @@ class ProviderSpec(MutableMapping):
     def get_lcm_voxel_size(self, keys: Any = None) -> Coordinate | None:
         """The least common multiple of the voxel sizes of `keys` (default: all arrays)."""
         keys = self.array_specs.keys() if keys is None else keys
-        sizes = [self[k].voxel_size for k in keys if isinstance(k, ArrayKey) and self[k].voxel_size is not None]
+        sizes = [
+            self[k].voxel_size
+            for k in keys
+            if isinstance(k, ArrayKey) and self[k].voxel_size is not None
+        ]
         if not sizes:
             return None
         return Coordinate(np.lcm.reduce(np.array(sizes, dtype=np.int64), axis=0))

@@ -1,0 +1,41 @@
+"""gunpowder: training batches from huge 3D volumes, on a functional core.
+
+The public names, nothing else; see docs/architecture.md for where each lives.
+"""
+
+from .batch import Array, Batch
+from .compat import BatchFilter, BatchProvider, BatchSpec
+from .errors import (
+    BatchFilterError,
+    GunpowderError,
+    NodeError,
+    PipelineRequestError,
+    PipelineSetupError,
+)
+from .geometry import Coordinate, Roi
+from .nodes.array_source import ArraySource
+from .pipeline import (
+    ArrayFunction,
+    FunctionNode,
+    MultiNode,
+    Node,
+    Pipeline,
+    Source,
+    build,
+    derive_seed,
+    lift,
+    stream,
+)
+from .profiling import ProfilingStats
+from .spec import (
+    ArrayKey,
+    ArrayKeys,
+    ArraySpec,
+    BatchRequest,
+    GraphKey,
+    GraphKeys,
+    GraphSpec,
+    ProviderSpec,
+)
+
+__version__ = "2.0.0.dev0"

@@ -1,0 +1,1 @@
+"""Nodes, one module per family (sources, location, arrays, augment, labels, ...)."""

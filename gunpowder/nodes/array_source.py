@@ -1,0 +1,53 @@
+"""`ArraySource`: an in-memory numpy array served as a source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..geometry import Coordinate, Roi
+from ..pipeline import Source
+from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+
+
+class ArraySource(Source):
+    """Serve `array` (an `Array`, or numpy data with an `ArraySpec`) under `key`.
+
+    `ArraySource(key, Array(data, ArraySpec(roi=..., voxel_size=...)))`. Without a ROI the
+    data starts at the origin with voxel size 1.
+    """
+
+    def __init__(self, key: ArrayKey, array: Any, interpolatable: bool | None = None) -> None:
+        if not isinstance(array, Array):
+            array = np.asarray(array)
+            ndim = array.ndim
+            array = Array(
+                array,
+                ArraySpec(roi=Roi((0,) * ndim, array.shape), voxel_size=(1,) * ndim),
+            )
+        self.key = key
+        self.array = array
+        self.interpolatable = interpolatable
+
+    def setup(self, upstream_spec: Any = None) -> ProviderSpec:
+        spec = self.array.spec.copy()
+        if spec.voxel_size is None and spec.roi is not None:
+            spec.voxel_size = Coordinate((1,) * spec.roi.dims)
+        if self.interpolatable is not None:
+            spec.interpolatable = self.interpolatable
+        elif spec.interpolatable is None:
+            spec.interpolatable = np.issubdtype(self.array.data.dtype, np.floating)
+        spec.dtype = self.array.data.dtype
+        self.array.spec = spec
+        return ProviderSpec({self.key: spec})
+
+    def provide(self, request: BatchRequest, rng: np.random.Generator) -> Batch:
+        batch = Batch()
+        spec = request[self.key]
+        if self.array.spec.nonspatial or spec.roi is None:
+            batch[self.key] = Array(self.array.data, self.array.spec)
+        else:
+            batch[self.key] = self.array.crop(spec.roi, copy=True)
+        return batch
