@@ -72,10 +72,20 @@ class Composable:
 
 
 class Node(Composable):
-    """A filter: one upstream. Override `setup`, `prepare`, `process`, `teardown` as needed."""
+    """A filter: one upstream. Override `setup`, `prepare`, `process`, `teardown` as needed.
+
+    A node that must issue several upstream requests per request (Scan, Stack, PreCache) sets
+    `drives_upstream = True` and implements `serve(request, rng, fetch)` instead of
+    prepare/process: `fetch(upstream_request, index=0)` runs the `index`-th upstream (seeded
+    from the upstream request's own `random_seed` if set, else the current seed). The engine
+    also sets `self.upstream_pipelines` (the upstream `Pipeline`s) at setup, for nodes that run
+    their upstream elsewhere (worker processes).
+    """
 
     arity = 1
+    drives_upstream = False
     upstream_spec: Any = None
+    upstream_pipelines: tuple = ()
     spec: ProviderSpec | None = None
 
     @property
@@ -93,6 +103,10 @@ class Node(Composable):
 
     def teardown(self) -> None:
         pass
+
+    def serve(self, request: BatchRequest, rng: np.random.Generator, fetch: Callable) -> Batch:
+        """For `drives_upstream` nodes: make the batch, calling `fetch(request, index=0)`."""
+        raise NotImplementedError(f"{self.name} sets drives_upstream but does not define serve")
 
     # helpers for subclasses -----------------------------------------------------------
     def require(self, spec: ProviderSpec, *keys: Any) -> None:
@@ -267,6 +281,7 @@ class Pipeline(Composable):
                 f"{node.name}: setup must return a ProviderSpec, got {type(spec).__name__}"
             )
         node.upstream_spec = upstream_spec
+        node.upstream_pipelines = self.upstream
         node.spec = spec
         done.append(self)
 
@@ -347,6 +362,18 @@ def run_request(p: Pipeline, request: BatchRequest, seed: int, path: tuple[int, 
             elapsed = time.perf_counter() - t0
             _expect_batch(node, batch, "provide")
             batch.profiling_stats.add(node.name, "provide", elapsed)
+        elif node.drives_upstream:
+
+            def fetch(upstream_request: Any, index: int = 0) -> Batch:
+                return _request_upstream(
+                    p.upstream[index], upstream_request, seed, path + (index,), node
+                )
+
+            t0 = time.perf_counter()
+            batch = node.serve(request, rng, fetch)
+            elapsed = time.perf_counter() - t0
+            _expect_batch(node, batch, "serve")
+            batch.profiling_stats.add(node.name, "serve", elapsed)
         else:
             t0 = time.perf_counter()
             upstream_request, ctx = node.prepare(request, rng)
