@@ -1,0 +1,31 @@
+# The two commands: `make demo` and `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch first, so pip never pulls a CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test,torch]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/cremi/demo.py
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check gunpowder tests examples benchmarks
+	$(PY) -m pytest -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gunpowder tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo build *.egg-info
