@@ -56,7 +56,7 @@ class Array:
     def roi(self) -> Roi | None:
         return self.spec.roi
 
-    def crop(self, roi: Roi, copy: bool = True) -> "Array":
+    def crop(self, roi: Roi, copy: bool = True) -> Array:
         """The part of this array inside `roi` (world units, on the voxel grid)."""
         if self.spec.nonspatial:
             return self.copy() if copy else self
@@ -77,7 +77,7 @@ class Array:
             data = np.array(data)
         return Array(data, self.spec.replace(roi=roi), dict(self.attrs))
 
-    def copy(self) -> "Array":
+    def copy(self) -> Array:
         return Array(np.array(self.data), self.spec, _copy.deepcopy(self.attrs))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -169,7 +169,7 @@ class Batch(MutableMapping):
         """The specs of everything in this batch."""
         return ProviderSpec({k: v.spec for k, v in self._items.items()})
 
-    def crop(self, request: ProviderSpec, copy: bool = False) -> "Batch":
+    def crop(self, request: ProviderSpec, copy: bool = False) -> Batch:
         """A batch with only the requested keys, each cropped to its requested ROI."""
         cropped = self._empty_like()
         for key, spec in request.items():
@@ -186,7 +186,7 @@ class Batch(MutableMapping):
                 )
         return cropped
 
-    def merge(self, other: "Batch", merge_profiling_stats: bool = True) -> "Batch":
+    def merge(self, other: Batch, merge_profiling_stats: bool = True) -> Batch:
         """A new batch with the items of both; `other` wins where keys collide."""
         merged = self._empty_like()
         merged._items.update(self._items)
@@ -198,7 +198,7 @@ class Batch(MutableMapping):
                 setattr(merged, attr, getattr(other, attr))
         return merged
 
-    def _empty_like(self) -> "Batch":
+    def _empty_like(self) -> Batch:
         new = Batch()
         new.profiling_stats = self.profiling_stats
         new.loss = self.loss
@@ -207,7 +207,7 @@ class Batch(MutableMapping):
         new.affinity_neighborhood = self.affinity_neighborhood
         return new
 
-    def copy(self) -> "Batch":
+    def copy(self) -> Batch:
         new = self._empty_like()
         new.profiling_stats = self.profiling_stats.copy()
         for k, v in self._items.items():

@@ -31,7 +31,7 @@ class Coordinate(tuple):
     `Coordinate((40, 4, 4))` and `Coordinate(40, 4, 4)` are the same.
     """
 
-    def __new__(cls, *args: Any) -> "Coordinate":
+    def __new__(cls, *args: Any) -> Coordinate:
         if len(args) == 1 and isinstance(args[0], Iterable) and not isinstance(args[0], str):
             values = args[0]
         else:
@@ -44,7 +44,7 @@ class Coordinate(tuple):
     def dims(self) -> int:
         return len(self)
 
-    def squeeze(self, dim: int = 0) -> "Coordinate":
+    def squeeze(self, dim: int = 0) -> Coordinate:
         return Coordinate(v for i, v in enumerate(self) if i != dim)
 
     def is_multiple_of(self, other: Iterable[int]) -> bool:
@@ -58,7 +58,7 @@ class Coordinate(tuple):
                 f"can not combine coordinates of different dimensions: {self} and {other}"
             )
 
-    def _op(self, other: Any, op) -> "Coordinate":
+    def _op(self, other: Any, op) -> Coordinate:
         if isinstance(other, (tuple, list, np.ndarray)):
             other = tuple(other)
             self._check_dims(other)
@@ -69,47 +69,47 @@ class Coordinate(tuple):
             return Coordinate(None if a is None else op(a, other) for a in self)
         return NotImplemented
 
-    def __add__(self, other: Any) -> "Coordinate":  # type: ignore[override]
+    def __add__(self, other: Any) -> Coordinate:  # type: ignore[override]
         return self._op(other, lambda a, b: a + b)
 
-    def __radd__(self, other: Any) -> "Coordinate":
+    def __radd__(self, other: Any) -> Coordinate:
         return self._op(other, lambda a, b: b + a)
 
-    def __sub__(self, other: Any) -> "Coordinate":
+    def __sub__(self, other: Any) -> Coordinate:
         return self._op(other, lambda a, b: a - b)
 
-    def __rsub__(self, other: Any) -> "Coordinate":
+    def __rsub__(self, other: Any) -> Coordinate:
         return self._op(other, lambda a, b: b - a)
 
-    def __mul__(self, other: Any) -> "Coordinate":  # type: ignore[override]
+    def __mul__(self, other: Any) -> Coordinate:  # type: ignore[override]
         return self._op(other, lambda a, b: a * b)
 
-    def __rmul__(self, other: Any) -> "Coordinate":  # type: ignore[override]
+    def __rmul__(self, other: Any) -> Coordinate:  # type: ignore[override]
         return self._op(other, lambda a, b: b * a)
 
-    def __truediv__(self, other: Any) -> "Coordinate":
+    def __truediv__(self, other: Any) -> Coordinate:
         # integer coordinates: division truncates (as in gunpowder 1.x)
         return self._op(other, lambda a, b: int(a / b))
 
-    def __floordiv__(self, other: Any) -> "Coordinate":
+    def __floordiv__(self, other: Any) -> Coordinate:
         return self._op(other, lambda a, b: a // b)
 
-    def __mod__(self, other: Any) -> "Coordinate":
+    def __mod__(self, other: Any) -> Coordinate:
         return self._op(other, lambda a, b: a % b)
 
-    def __neg__(self) -> "Coordinate":
+    def __neg__(self) -> Coordinate:
         return Coordinate(None if a is None else -a for a in self)
 
-    def __abs__(self) -> "Coordinate":
+    def __abs__(self) -> Coordinate:
         return Coordinate(None if a is None else abs(a) for a in self)
 
-    def round_division(self, other: Iterable[int]) -> "Coordinate":
+    def round_division(self, other: Iterable[int]) -> Coordinate:
         return self._op(tuple(other), lambda a, b: int(round(a / b)))
 
-    def floor_division(self, other: Iterable[int]) -> "Coordinate":
+    def floor_division(self, other: Iterable[int]) -> Coordinate:
         return self._op(tuple(other), lambda a, b: a // b)
 
-    def ceil_division(self, other: Iterable[int]) -> "Coordinate":
+    def ceil_division(self, other: Iterable[int]) -> Coordinate:
         return self._op(tuple(other), lambda a, b: -(-a // b))
 
     def __repr__(self) -> str:
@@ -208,13 +208,13 @@ class Roi:
     def get_center(self) -> Coordinate:
         return self.center
 
-    def set_offset(self, offset: Iterable[Number]) -> "Roi":
+    def set_offset(self, offset: Iterable[Number]) -> Roi:
         return Roi(offset, self._shape)
 
-    def set_shape(self, shape: Iterable[Number]) -> "Roi":
+    def set_shape(self, shape: Iterable[Number]) -> Roi:
         return Roi(self._offset, shape)
 
-    def copy(self) -> "Roi":
+    def copy(self) -> Roi:
         return self
 
     def to_slices(self) -> tuple[slice, ...]:
@@ -226,7 +226,7 @@ class Roi:
         return self.to_slices()
 
     # algebra ----------------------------------------------------------------------------
-    def _check(self, other: "Roi") -> None:
+    def _check(self, other: Roi) -> None:
         if self.dims != other.dims:
             raise ValueError(f"ROIs of different dimensions: {self} and {other}")
 
@@ -255,7 +255,7 @@ class Roi:
     def __contains__(self, other: Any) -> bool:
         return self.contains(other)
 
-    def intersects(self, other: "Roi") -> bool:
+    def intersects(self, other: Roi) -> bool:
         self._check(other)
         if self.empty or other.empty:
             return False
@@ -264,7 +264,7 @@ class Roi:
                 return False
         return True
 
-    def intersect(self, other: "Roi") -> "Roi":
+    def intersect(self, other: Roi) -> Roi:
         self._check(other)
         if not self.intersects(other):
             return Roi(tuple(0 if o is None else o for o in self.offset), (0,) * self.dims)
@@ -281,7 +281,7 @@ class Roi:
                 end.append(min(e, oe))
         return Roi(begin, [None if b is None else e - b for b, e in zip(begin, end)])
 
-    def union(self, other: "Roi") -> "Roi":
+    def union(self, other: Roi) -> Roi:
         self._check(other)
         if self.empty:
             return other
@@ -297,12 +297,12 @@ class Roi:
                 end.append(max(e, oe))
         return Roi(begin, [None if b is None else e - b for b, e in zip(begin, end)])
 
-    def shift(self, by: Iterable[Number]) -> "Roi":
+    def shift(self, by: Iterable[Number]) -> Roi:
         return Roi(self._offset + Coordinate(by), self._shape)
 
     def grow(
         self, amount_neg: Iterable[Number] | Number = 0, amount_pos: Iterable[Number] | Number = 0
-    ) -> "Roi":
+    ) -> Roi:
         """Grow by `amount_neg` towards lower and `amount_pos` towards higher coordinates."""
         neg = self._as_coord(amount_neg)
         pos = self._as_coord(amount_pos)
@@ -318,7 +318,7 @@ class Roi:
             raise ValueError(f"amount {c} and ROI {self} differ in dimensions")
         return Coordinate(0 if v is None else v for v in c)
 
-    def snap_to_grid(self, voxel_size: Iterable[int], mode: str = "grow") -> "Roi":
+    def snap_to_grid(self, voxel_size: Iterable[int], mode: str = "grow") -> Roi:
         """Align begin and end to multiples of `voxel_size`.
 
         mode "grow" (cover the ROI), "shrink" (stay inside it) or "closest".
@@ -347,23 +347,23 @@ class Roi:
                 end.append(int(round(e / v)) * v)
         return Roi(begin, [None if b is None else e - b for b, e in zip(begin, end)])
 
-    def squeeze(self, dim: int = 0) -> "Roi":
+    def squeeze(self, dim: int = 0) -> Roi:
         return Roi(self._offset.squeeze(dim), self._shape.squeeze(dim))
 
     # operators --------------------------------------------------------------------------
-    def __add__(self, other: Any) -> "Roi":
+    def __add__(self, other: Any) -> Roi:
         return self.shift(other)
 
-    def __sub__(self, other: Any) -> "Roi":
+    def __sub__(self, other: Any) -> Roi:
         return self.shift(-Coordinate(other))
 
-    def __truediv__(self, voxel_size: Any) -> "Roi":
+    def __truediv__(self, voxel_size: Any) -> Roi:
         return Roi(self._offset / voxel_size, self._shape / voxel_size)
 
-    def __floordiv__(self, voxel_size: Any) -> "Roi":
+    def __floordiv__(self, voxel_size: Any) -> Roi:
         return Roi(self._offset // voxel_size, self._shape // voxel_size)
 
-    def __mul__(self, factor: Any) -> "Roi":
+    def __mul__(self, factor: Any) -> Roi:
         return Roi(self._offset * factor, self._shape * factor)
 
     def __eq__(self, other: object) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,15 +47,15 @@ def node_rng(seed: int, path: tuple[int, ...]) -> np.random.Generator:
 class Composable:
     """Anything that can be chained with `+`, `toolz.pipe` or a tuple of upstreams."""
 
-    def __add__(self, other: Any) -> "Pipeline":
+    def __add__(self, other: Any) -> Pipeline:
         return Pipeline.of(self) + other
 
-    def __radd__(self, other: Any) -> "Pipeline":
+    def __radd__(self, other: Any) -> Pipeline:
         if isinstance(other, (tuple, list)):
             return Pipeline(as_node(self), tuple(Pipeline.of(o) for o in other))
         return Pipeline.of(other) + self
 
-    def __call__(self, upstream: Any) -> "Pipeline":
+    def __call__(self, upstream: Any) -> Pipeline:
         """`node(upstream)`: lets `toolz.pipe(source, node1, node2)` build a pipeline."""
         if isinstance(upstream, (tuple, list)):
             return tuple(upstream) + self  # type: ignore[return-value]
@@ -156,7 +156,7 @@ def as_node(x: Any) -> Node:
 class Pipeline(Composable):
     """A tree of nodes: `node` with its `upstream` pipelines. Build it with `build`."""
 
-    def __init__(self, node: Any, upstream: tuple["Pipeline", ...] = ()) -> None:
+    def __init__(self, node: Any, upstream: tuple[Pipeline, ...] = ()) -> None:
         self.node = as_node(node)
         self.original = node
         self.upstream = tuple(upstream)
@@ -171,7 +171,7 @@ class Pipeline(Composable):
         self._is_setup = False
 
     @classmethod
-    def of(cls, x: Any) -> "Pipeline":
+    def of(cls, x: Any) -> Pipeline:
         if isinstance(x, Pipeline):
             return x
         if isinstance(x, (tuple, list)):
@@ -182,7 +182,7 @@ class Pipeline(Composable):
         return cls(x)
 
     # composition ------------------------------------------------------------------------
-    def __add__(self, other: Any) -> "Pipeline":
+    def __add__(self, other: Any) -> Pipeline:
         if isinstance(other, Pipeline):
             return other._graft(self)
         if isinstance(other, (tuple, list)):
@@ -192,17 +192,17 @@ class Pipeline(Composable):
             raise PipelineSetupError(f"{node.name} is a source and can not follow another node")
         return Pipeline(other, (self,))
 
-    def __radd__(self, other: Any) -> "Pipeline":
+    def __radd__(self, other: Any) -> Pipeline:
         if isinstance(other, (tuple, list)):
             return self._graft(tuple(Pipeline.of(o) for o in other))
         return Pipeline.of(other) + self
 
-    def _open_leaves(self) -> list["Pipeline"]:
+    def _open_leaves(self) -> list[Pipeline]:
         if not self.upstream:
             return [] if self.node.arity == 0 else [self]
         return [leaf for u in self.upstream for leaf in u._open_leaves()]
 
-    def _graft(self, upstream: Any) -> "Pipeline":
+    def _graft(self, upstream: Any) -> Pipeline:
         """This pipeline with `upstream` attached to its one open (source-less) end."""
         leaves = self._open_leaves()
         if len(leaves) != 1:
@@ -212,12 +212,12 @@ class Pipeline(Composable):
         ups = upstream if isinstance(upstream, tuple) else (upstream,)
         return self._replace_leaf(leaves[0], ups)
 
-    def _replace_leaf(self, leaf: "Pipeline", ups: tuple["Pipeline", ...]) -> "Pipeline":
+    def _replace_leaf(self, leaf: Pipeline, ups: tuple[Pipeline, ...]) -> Pipeline:
         if self is leaf:
             return Pipeline(self.original, ups)
         return Pipeline(self.original, tuple(u._replace_leaf(leaf, ups) for u in self.upstream))
 
-    def nodes(self) -> Iterator[tuple[tuple[int, ...], "Pipeline"]]:
+    def nodes(self) -> Iterator[tuple[tuple[int, ...], Pipeline]]:
         """Every position (path from the output end, pipeline) in the tree, output first."""
         stack: list[tuple[tuple[int, ...], Pipeline]] = [((), self)]
         while stack:
@@ -256,7 +256,7 @@ class Pipeline(Composable):
                 p.original._built_pipeline = p
             p.node._built_pipeline = p
 
-    def _setup_tree(self, done: list["Pipeline"]) -> None:
+    def _setup_tree(self, done: list[Pipeline]) -> None:
         for u in self.upstream:
             u._setup_tree(done)
         node = self.node
@@ -308,8 +308,7 @@ class Pipeline(Composable):
                 "request_batch called on a pipeline that is not built: use "
                 "`with gp.build(pipeline): pipeline.request_batch(request)`"
             )
-        if not isinstance(request, ProviderSpec):
-            raise TypeError(f"request_batch needs a BatchRequest, got {type(request).__name__}")
+        request = _as_request(self, request)
         seed = getattr(request, "random_seed", None)
         seed = fresh_seed() if seed is None else seed
         req = BatchRequest(random_seed=seed)
@@ -325,6 +324,21 @@ class Pipeline(Composable):
             chain.append(p.node.name)
             p = p.upstream[0] if len(p.upstream) == 1 else None
         return "Pipeline(" + " <- ".join(chain) + ")"
+
+
+def _as_request(p: Pipeline, request: Any) -> ProviderSpec:
+    """Accept a BatchRequest, or a seed-era BatchSpec (voxel size taken from RAW upstream)."""
+    if isinstance(request, ProviderSpec):
+        return request
+    to_request = getattr(request, "to_request", None)
+    if to_request is not None:
+        from .spec import ArrayKeys
+
+        spec = p.node.spec
+        raw = ArrayKeys.RAW
+        voxel_size = spec[raw].voxel_size if spec is not None and raw in spec else None
+        return to_request(voxel_size=voxel_size)
+    raise TypeError(f"request_batch needs a BatchRequest, got {type(request).__name__}")
 
 
 def _safe_teardown(node: Node) -> BaseException | None:

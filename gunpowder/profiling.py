@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class ProfilingStats:
@@ -16,13 +16,13 @@ class ProfilingStats:
     def add(self, node_name: str, phase: str, seconds: float) -> None:
         self.timings[(node_name, phase)].append(seconds)
 
-    def merge_with(self, other: "ProfilingStats") -> None:
+    def merge_with(self, other: ProfilingStats) -> None:
         if other is self:
             return
         for key, values in other.timings.items():
             self.timings[key].extend(values)
 
-    def copy(self) -> "ProfilingStats":
+    def copy(self) -> ProfilingStats:
         new = ProfilingStats()
         new.merge_with(self)
         return new

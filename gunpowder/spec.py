@@ -68,7 +68,7 @@ class _Key:
     def __hash__(self) -> int:
         return self.hash
 
-    def __lt__(self, other: "_Key") -> bool:
+    def __lt__(self, other: _Key) -> bool:
         return (type(self).__name__, self.identifier) < (type(other).__name__, other.identifier)
 
     def __reduce__(self):
@@ -143,17 +143,17 @@ class ArraySpec:
             value = np.dtype(value)
         object.__setattr__(self, name, value)
 
-    def copy(self) -> "ArraySpec":
+    def copy(self) -> ArraySpec:
         return _copy.copy(self)
 
-    def replace(self, **changes: Any) -> "ArraySpec":
+    def replace(self, **changes: Any) -> ArraySpec:
         """A copy with some fields changed (the functional way to derive a spec)."""
         new = self.copy()
         for k, v in changes.items():
             setattr(new, k, v)
         return new
 
-    def update_with(self, other: "ArraySpec") -> "ArraySpec":
+    def update_with(self, other: ArraySpec) -> ArraySpec:
         """Fields of `other` that are not None override this spec's (a new spec)."""
         new = self.copy()
         for name in self.__slots__:
@@ -199,16 +199,16 @@ class GraphSpec:
         self.dtype = dtype
         self.placeholder = placeholder
 
-    def copy(self) -> "GraphSpec":
+    def copy(self) -> GraphSpec:
         return _copy.copy(self)
 
-    def replace(self, **changes: Any) -> "GraphSpec":
+    def replace(self, **changes: Any) -> GraphSpec:
         new = self.copy()
         for k, v in changes.items():
             setattr(new, k, v)
         return new
 
-    def update_with(self, other: "GraphSpec") -> "GraphSpec":
+    def update_with(self, other: GraphSpec) -> GraphSpec:
         new = self.copy()
         for name in self.__slots__:
             value = getattr(other, name)
@@ -295,12 +295,12 @@ class ProviderSpec(MutableMapping):
     def points_specs(self) -> dict[GraphKey, GraphSpec]:
         return self.graph_specs
 
-    def copy(self) -> "ProviderSpec":
+    def copy(self) -> ProviderSpec:
         new = _copy.copy(self)
         new._specs = {k: v.copy() for k, v in self._specs.items()}
         return new
 
-    def update_with(self, other: "ProviderSpec") -> "ProviderSpec":
+    def update_with(self, other: ProviderSpec) -> ProviderSpec:
         """A copy where the keys of `other` are added or replaced by its specs."""
         new = self.copy()
         for k, v in other.items():
@@ -375,7 +375,7 @@ class BatchRequest(ProviderSpec):
     def random_seed(self, value: int | None) -> None:
         self._random_seed = None if value is None else int(value)
 
-    def with_seed(self, seed: int | None) -> "BatchRequest":
+    def with_seed(self, seed: int | None) -> BatchRequest:
         new = self.copy()
         new._random_seed = None if seed is None else int(seed)
         return new
@@ -408,7 +408,7 @@ class BatchRequest(ProviderSpec):
             if spec.roi is not None and not spec.roi.unbounded:
                 spec.roi = spec.roi.shift(center - spec.roi.center)
 
-    def update_with(self, other: ProviderSpec) -> "BatchRequest":  # type: ignore[override]
+    def update_with(self, other: ProviderSpec) -> BatchRequest:  # type: ignore[override]
         return super().update_with(other)  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:
