@@ -261,6 +261,7 @@ class BatchSpec:
         self.input_offset = None if input_offset is None else Coordinate(input_offset)
         self.output_offset = None if output_offset is None else Coordinate(output_offset)
         vs = voxel_size if voxel_size is not None else resolution
+        self.explicit_voxel_size = vs is not None
         self.voxel_size = (
             Coordinate(vs) if vs is not None else Coordinate((1,) * len(self.input_shape))
         )
@@ -282,7 +283,8 @@ class BatchSpec:
         return keys
 
     def to_request(self, voxel_size: Any = None, random_seed: int | None = None) -> BatchRequest:
-        vs = self.voxel_size if voxel_size is None else Coordinate(voxel_size)
+        explicit = self.explicit_voxel_size
+        vs = self.voxel_size if voxel_size is None or explicit else Coordinate(voxel_size)
         request = BatchRequest(random_seed=random_seed)
         request.add(ArrayKeys.RAW, self.input_shape * vs, voxel_size=vs)
         for key in self.output_keys():

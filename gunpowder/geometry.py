@@ -267,7 +267,7 @@ class Roi:
     def intersect(self, other: Roi) -> Roi:
         self._check(other)
         if not self.intersects(other):
-            return Roi(tuple(0 if o is None else o for o in self.offset), (0,) * self.dims)
+            return Roi((0,) * self.dims, (0,) * self.dims)
         begin, end = [], []
         for b, e, ob, oe in zip(self.begin, self.end, other.begin, other.end):
             if b is None:
@@ -283,6 +283,8 @@ class Roi:
 
     def union(self, other: Roi) -> Roi:
         self._check(other)
+        if self.empty and other.empty:
+            return Roi((0,) * self.dims, (0,) * self.dims)
         if self.empty:
             return other
         if other.empty:
