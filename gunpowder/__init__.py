@@ -18,7 +18,6 @@ from .pipeline import (
     ArrayFunction,
     FunctionNode,
     MultiNode,
-    Node,
     Pipeline,
     Source,
     build,
@@ -26,6 +25,7 @@ from .pipeline import (
     lift,
     stream,
 )
+from .pipeline import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
 from .profiling import ProfilingStats
 from .spec import (
     ArrayKey,
