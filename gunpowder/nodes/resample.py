@@ -1,0 +1,240 @@
+"""Nodes that create an array at another voxel size: DownSample, UpSample, Resample.
+
+All ROI arithmetic is in world units, so one request may mix the voxel sizes of source and
+target. Grids are anchored at the world origin: a ROI on a voxel size's grid begins and ends
+at multiples of it. Kernels live in `gunpowder.transforms.resample`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..pipeline import Node
+from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+from ..transforms import resample as kernels
+
+
+def _source_spec(node: Node, spec: ProviderSpec, key: ArrayKey) -> ArraySpec:
+    node.require(spec, key)
+    s = spec[key]
+    if s.nonspatial or s.voxel_size is None:
+        raise PipelineSetupError(
+            f"{node.name}: {key} must be a spatial array with a voxel size, got {s}"
+        )
+    return s
+
+
+def _factor(node: Node, factor: Any, dims: int) -> Coordinate:
+    f = (
+        Coordinate((factor,) * dims)
+        if isinstance(factor, (int, np.integer))
+        else Coordinate(factor)
+    )
+    if f.dims != dims or any(v is None or v < 1 for v in f):
+        raise PipelineSetupError(
+            f"{node.name}: factor must be a positive int or {dims} positive ints, got {factor!r}"
+        )
+    return f
+
+
+def _snap(roi: Roi | None, voxel_size: Coordinate, mode: str) -> Roi | None:
+    return None if roi is None else roi.snap_to_grid(voxel_size, mode=mode)
+
+
+def _ask_for(upstream: BatchRequest, key: ArrayKey, roi: Roi, voxel_size: Coordinate) -> None:
+    if key in upstream and upstream[key].roi is not None:
+        upstream[key] = upstream[key].replace(roi=upstream[key].roi.union(roi))
+    else:
+        upstream[key] = ArraySpec(roi=roi, voxel_size=voxel_size)
+
+
+def _source_data(batch: Batch, key: ArrayKey, roi: Roi) -> tuple[np.ndarray, ArraySpec]:
+    array = batch[key]
+    if array.spec.roi != roi:
+        array = array.crop(roi, copy=False)
+    return array.data, array.spec
+
+
+class DownSample(Node):
+    """Create `target` from `source` keeping every `factor`-th voxel (1.x: no averaging).
+
+    The target's voxel size is the source's times `factor`; each target voxel takes the value
+    of the first source voxel it covers.
+    """
+
+    def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
+        self.source = source
+        self.factor = factor
+        self.target = target
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        source = _source_spec(self, upstream_spec, self.source)
+        self._factor = _factor(self, self.factor, source.voxel_size.dims)
+        voxel_size = source.voxel_size * self._factor
+        spec = upstream_spec.copy()
+        spec[self.target] = source.replace(
+            roi=_snap(source.roi, voxel_size, "shrink"), voxel_size=voxel_size
+        )
+        return spec
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        upstream = request.copy()
+        if self.target not in request:
+            return upstream, None
+        roi = request[self.target].roi
+        del upstream[self.target]
+        _ask_for(upstream, self.source, roi, self.upstream_spec[self.source].voxel_size)
+        return upstream, roi
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        roi = ctx
+        data, spec = _source_data(batch, self.source, roi)
+        out = kernels.downsample(data, self._factor)
+        batch[self.target] = Array(
+            out, spec.replace(roi=roi, voxel_size=spec.voxel_size * self._factor)
+        )
+        return batch
+
+
+class UpSample(Node):
+    """Create `target` from `source` by repeating each voxel `factor` times per axis.
+
+    The target's voxel size is the source's divided by `factor` (which must divide it).
+    """
+
+    def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
+        self.source = source
+        self.factor = factor
+        self.target = target
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        source = _source_spec(self, upstream_spec, self.source)
+        self._factor = _factor(self, self.factor, source.voxel_size.dims)
+        if not source.voxel_size.is_multiple_of(self._factor):
+            raise PipelineSetupError(
+                f"{self.name}: voxel size {source.voxel_size} of {self.source} is not divisible "
+                f"by factor {self._factor}"
+            )
+        spec = upstream_spec.copy()
+        spec[self.target] = source.replace(voxel_size=source.voxel_size // self._factor)
+        return spec
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        upstream = request.copy()
+        if self.target not in request:
+            return upstream, None
+        del upstream[self.target]
+        vs = self.upstream_spec[self.source].voxel_size
+        roi = request[self.target].roi.snap_to_grid(vs, mode="grow")
+        _ask_for(upstream, self.source, roi, vs)
+        return upstream, roi
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        roi = ctx
+        data, spec = _source_data(batch, self.source, roi)
+        out = kernels.upsample(data, self._factor)
+        batch[self.target] = Array(
+            out, spec.replace(roi=roi, voxel_size=spec.voxel_size // self._factor)
+        )
+        return batch
+
+
+class Resample(Node):
+    """Create `target` from `source` at `target_voxel_size`, sampled at voxel centres.
+
+    `interp_order`: 0 = nearest (the source voxel containing the centre), 1 = linear, 2-5 =
+    splines; default 1 for interpolatable arrays, else 0. `ndim` resamples only the last
+    `ndim` axes (the others keep the source's voxel size). The node asks upstream for the
+    source voxels the interpolation needs; at the source's edge, edge values repeat.
+    """
+
+    def __init__(
+        self,
+        source: ArrayKey,
+        target_voxel_size: Sequence[int],
+        target: ArrayKey,
+        ndim: int | None = None,
+        interp_order: int | None = None,
+    ) -> None:
+        self.source = source
+        self.target_voxel_size = Coordinate(target_voxel_size)
+        self.target = target
+        self.ndim = ndim
+        self.interp_order = interp_order
+        if interp_order is not None and not 0 <= interp_order <= 5:
+            raise ValueError(f"Resample: interp_order must be 0-5, got {interp_order!r}")
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        source = _source_spec(self, upstream_spec, self.source)
+        vs = source.voxel_size
+        ndim = vs.dims if self.ndim is None else self.ndim
+        if not 1 <= ndim <= vs.dims:
+            raise PipelineSetupError(f"{self.name}: ndim must be in 1..{vs.dims}, got {self.ndim}")
+        target_vs = self.target_voxel_size
+        if target_vs.dims == ndim < vs.dims:
+            target_vs = Coordinate(tuple(vs[: vs.dims - ndim]) + tuple(target_vs))
+        if target_vs.dims != vs.dims or any(v is None or v < 1 for v in target_vs):
+            raise PipelineSetupError(
+                f"{self.name}: target_voxel_size {self.target_voxel_size} does not fit {self.source} "
+                f"with voxel size {vs}"
+            )
+        if tuple(target_vs[: vs.dims - ndim]) != tuple(vs[: vs.dims - ndim]):
+            raise PipelineSetupError(
+                f"{self.name}: with ndim={ndim}, the first {vs.dims - ndim} entries of "
+                f"target_voxel_size {target_vs} must equal the source's voxel size {vs}"
+            )
+        self._target_vs = target_vs
+        if self.interp_order is not None:
+            self._order = self.interp_order
+        else:
+            self._order = 1 if source.interpolatable else 0
+        spec = upstream_spec.copy()
+        spec[self.target] = source.replace(
+            roi=_snap(source.roi, target_vs, "shrink"), voxel_size=target_vs
+        )
+        return spec
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        upstream = request.copy()
+        if self.target not in request:
+            return upstream, None
+        roi = request[self.target].roi
+        del upstream[self.target]
+        provided = self.upstream_spec[self.source]
+        vs = provided.voxel_size
+        margin = vs * self._order
+        context = roi.grow(margin, margin).snap_to_grid(vs, mode="grow")
+        if provided.roi is not None:
+            context = context.intersect(provided.roi.snap_to_grid(vs, mode="shrink"))
+        _ask_for(upstream, self.source, context, vs)
+        return upstream, (roi, context)
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        roi, context = ctx
+        data, spec = _source_data(batch, self.source, context)
+        out = kernels.resample(
+            data,
+            in_begin=context.begin,
+            in_step=spec.voxel_size,
+            out_begin=roi.begin,
+            out_step=self._target_vs,
+            out_shape=roi.shape / self._target_vs,
+            order=self._order,
+        )
+        batch[self.target] = Array(out, spec.replace(roi=roi, voxel_size=self._target_vs))
+        return batch
+
+
+__all__ = ["DownSample", "UpSample", "Resample"]
