@@ -1,0 +1,269 @@
+"""`Scan`: serve a large request by tiling it with a small reference request, then stitch.
+
+The reference request (e.g. a network's input and output ROIs, inputs larger than outputs)
+is shifted in steps of its smallest ROI shape until the shifted ROIs cover the downstream
+request; the last step along an axis is shifted back to end exactly at the request's end
+(tiles overlap there rather than reaching outside). An empty downstream request scans
+everything upstream provides and returns an empty batch: that is how writers are driven.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import PipelineRequestError, PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..pipeline import Node
+from ..spec import ArrayKey, BatchRequest, ProviderSpec
+
+# --------------------------------------------------------------------------------------------
+# tiling: pure functions of coordinates
+
+
+def axis_positions(lo: int, hi: int, stride: int) -> list[int]:
+    """Positions lo, lo+stride, ... below hi, then hi itself: steps that cover [lo, hi]."""
+    if stride <= 0:
+        raise ValueError(f"stride must be positive, got {stride}")
+    if hi <= lo:
+        return [lo]
+    positions = list(range(lo, hi, stride))
+    positions.append(hi)
+    return positions
+
+
+def tile_shifts(lo: Coordinate, hi: Coordinate, stride: Coordinate) -> list[Coordinate]:
+    """Every shift of the grid spanned by `axis_positions` per axis, in C (row-major) order."""
+    axes = [axis_positions(a, b, s) for a, b, s in zip(lo, hi, stride)]
+    return [Coordinate(p) for p in itertools.product(*axes)]
+
+
+def _floor_to(c: Coordinate, step: Coordinate) -> Coordinate:
+    return Coordinate(v // s * s for v, s in zip(c, step))
+
+
+def _ceil_to(c: Coordinate, step: Coordinate) -> Coordinate:
+    return Coordinate(-(-v // s) * s for v, s in zip(c, step))
+
+
+def _spatial_rois(spec: ProviderSpec) -> dict[Any, Roi]:
+    return {k: s.roi for k, s in spec.items() if s.roi is not None}
+
+
+def reference_stride(reference: ProviderSpec) -> Coordinate:
+    """The step between tiles: per axis, the smallest reference ROI shape."""
+    shapes = [roi.shape for roi in _spatial_rois(reference).values()]
+    return Coordinate(min(col) for col in zip(*shapes))
+
+
+def plan_shifts(
+    reference: ProviderSpec,
+    request: ProviderSpec,
+    provided: ProviderSpec,
+    name: str = "Scan",
+) -> list[Coordinate]:
+    """The shifts of `reference` that tile `request` (or, if it has no ROIs, the `provided`
+    ROIs of the reference keys). Shifts are multiples of the reference's lcm voxel size."""
+    ref = _spatial_rois(reference)
+    if not ref:
+        raise PipelineSetupError(f"{name}: the reference request has no ROIs to scan with")
+    stride = reference_stride(reference)
+    vs_keys = [k for k in ref if isinstance(k, ArrayKey)]
+    grid = reference.get_lcm_voxel_size(vs_keys) if vs_keys else None
+    if grid is None:
+        grid = provided.get_lcm_voxel_size([k for k in vs_keys if k in provided])
+    grid = grid or Coordinate((1,) * stride.dims)
+    wanted = {k: r for k, r in _spatial_rois(request).items() if k in ref}
+    if wanted:
+        lo = Coordinate(
+            min(col) for col in zip(*[wanted[k].begin - ref[k].begin for k in wanted])
+        )
+        hi = Coordinate(max(col) for col in zip(*[wanted[k].end - ref[k].end for k in wanted]))
+        lo, hi = _floor_to(lo, grid), _ceil_to(hi, grid)
+    else:
+        bounds = {}
+        for k, r in ref.items():
+            have = provided[k].roi if k in provided else None
+            if have is None or have.unbounded:
+                raise PipelineRequestError(
+                    f"{name}: can not scan {k}: upstream provides it with ROI {have}, "
+                    "but an empty request scans the whole provided ROI, which must be bounded"
+                )
+            bounds[k] = (have.begin - r.begin, have.end - r.end)
+        lo = Coordinate(max(col) for col in zip(*[b[0] for b in bounds.values()]))
+        hi = Coordinate(min(col) for col in zip(*[b[1] for b in bounds.values()]))
+        lo, hi = _ceil_to(lo, grid), _floor_to(hi, grid)
+        if any(h < l for l, h in zip(lo, hi)):
+            raise PipelineRequestError(
+                f"{name}: the reference request does not fit into what upstream provides: "
+                f"reference {dict(ref)}, provided "
+                f"{ {k: provided[k].roi for k in ref if k in provided} }"
+            )
+    stride = _floor_to(stride, grid)
+    if any(s <= 0 for s in stride):
+        raise PipelineSetupError(
+            f"{name}: the reference ROI shapes {stride} are smaller than the voxel size {grid}"
+        )
+    return tile_shifts(lo, hi, stride)
+
+
+def shifted(reference: ProviderSpec, shift: Coordinate, seed: int | None) -> BatchRequest:
+    """`reference` with every ROI moved by `shift` and the given random seed."""
+    request = BatchRequest(random_seed=seed)
+    for key, spec in reference.items():
+        request[key] = spec if spec.roi is None else spec.replace(roi=spec.roi.shift(shift))
+    return request
+
+
+# --------------------------------------------------------------------------------------------
+# running tiles (in order, optionally on threads) and stitching
+
+
+def ordered_map(
+    fn: Callable[[Any], Any], items: Iterable[Any], workers: int, window: int
+) -> Iterator[Any]:
+    """`map(fn, items)` in order, on `workers` threads with at most `window` items in flight."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    window = max(window, workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+class _Stitcher:
+    """Accumulates tile batches into one output per requested key (arrays and graphs)."""
+
+    def __init__(self, request: BatchRequest, name: str) -> None:
+        self.request = request
+        self.name = name
+        self.buffers: dict[Any, Array] = {}
+        self.others: dict[Any, Any] = {}
+
+    def add(self, tile: Batch) -> None:
+        for key, spec in self.request.items():
+            if key not in tile:
+                continue
+            value = tile[key]
+            if not isinstance(key, ArrayKey):
+                self.others[key] = (
+                    value if key not in self.others else _merge_graphs(self.others[key], value)
+                )
+                continue
+            if spec.roi is None or value.spec.nonspatial:
+                self.others[key] = value
+                continue
+            if key not in self.buffers:
+                vs = value.spec.voxel_size
+                channels = np.shape(value.data)[: -spec.roi.dims]
+                data = np.zeros(channels + tuple(spec.roi.shape / vs), dtype=value.data.dtype)
+                self.buffers[key] = Array(data, value.spec.replace(roi=spec.roi), dict(value.attrs))
+            out = self.buffers[key]
+            common = value.spec.roi.intersect(spec.roi)
+            if common.empty:
+                continue
+            vs = out.spec.voxel_size
+            target = (Ellipsis,) + ((common - spec.roi.offset) / vs).to_slices()
+            out.data[target] = value.crop(common, copy=False).data
+
+    def batch(self) -> Batch:
+        batch = Batch()
+        for key, spec in self.request.items():
+            if key in self.buffers:
+                batch[key] = self.buffers[key]
+            elif key in self.others:
+                value = self.others[key]
+                if spec.roi is not None and getattr(value.spec, "roi", None) is not None:
+                    value = value.crop(spec.roi)
+                batch[key] = value
+            elif not spec.placeholder:
+                raise PipelineRequestError(
+                    f"{self.name}: {key} was requested but no upstream tile delivered it"
+                )
+        return batch
+
+
+def _merge_graphs(a: Any, b: Any) -> Any:
+    merge = getattr(a, "merge", None)
+    if merge is None:
+        raise PipelineRequestError(
+            f"Scan: can not stitch {type(a).__name__} tiles (it has no merge method)"
+        )
+    return merge(b)
+
+
+class Scan(Node):
+    """Serve a request by requesting `reference`-sized batches upstream in a scanning fashion.
+
+    `reference` (a BatchRequest) is shifted over the requested ROIs (over the whole upstream
+    ROI if the request is empty, which returns an empty batch; use this to drive writers).
+    With `num_workers > 1` tiles are requested on that many threads, at most `cache_size`
+    at a time; the result is the same as with one worker.
+    """
+
+    drives_upstream = True
+
+    def __init__(
+        self,
+        reference: BatchRequest,
+        num_workers: int = 1,
+        cache_size: int = 50,
+        progress: bool = True,
+    ) -> None:
+        self.reference = reference.copy()
+        self.num_workers = int(num_workers)
+        self.cache_size = int(cache_size)
+        self.progress = progress
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        self.require(upstream_spec, *self.reference.keys())
+        for key, spec in self.reference.items():
+            if spec.roi is not None and spec.roi.unbounded:
+                raise PipelineSetupError(
+                    f"{self.name}: reference ROI of {key} is unbounded ({spec.roi}); "
+                    "the reference must be a bounded, batch-sized request"
+                )
+        return upstream_spec.copy()
+
+    def serve(self, request: BatchRequest, rng: np.random.Generator, fetch: Callable) -> Batch:
+        missing = [k for k in request if k not in self.reference]
+        if missing:
+            raise PipelineRequestError(
+                f"{self.name}: {missing} requested, but the reference request only has "
+                f"{sorted(self.reference)}; add them to the reference"
+            )
+        shifts = plan_shifts(self.reference, request, self.upstream_spec, self.name)
+        seeds = rng.integers(0, 2**63 - 1, size=len(shifts), dtype=np.int64)
+        tiles = [shifted(self.reference, s, int(seed)) for s, seed in zip(shifts, seeds)]
+        stitcher = _Stitcher(request, self.name) if len(request) else None
+        for tile in self._run(tiles, fetch):
+            if stitcher is not None:
+                stitcher.add(tile)
+        return Batch() if stitcher is None else stitcher.batch()
+
+    def _run(self, tiles: list[BatchRequest], fetch: Callable) -> Iterator[Batch]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tiles), desc=self.name, unit="tile", disable=not self.progress)
+        try:
+            for batch in ordered_map(fetch, tiles, self.num_workers, self.cache_size):
+                bar.update(1)
+                yield batch
+        finally:
+            bar.close()
