@@ -1,0 +1,450 @@
+"""Random spatial transforms (affine + smooth elastic jitter + section slips) as values.
+
+A `SpatialTransform` maps *target* positions (where an output voxel lies) to *source*
+positions (where its value is read). It is stored compactly: the source coordinate at the
+nodes of a coarse grid (affine part and spline-interpolated control-point jitter, exact there),
+upsampled linearly on the fly, plus a (dy, dx) shift per z section (EM slips and shifts).
+It warps arrays of any voxel size (`warp`), says which source voxels a warp reads
+(`source_box`), and maps world points both ways (`to_source`, `to_target`), which is what a
+graph/points node needs: a node at source position p moves to `transform.to_target(p)`.
+
+Conventions: positions are world units (nm) with `dims` (2 or 3) entries; internally
+everything is padded to 3D (z, y, x). The "master grid" is the voxel grid (`origin`,
+`voxel_size`, `shape`) over which the transform was drawn; voxel i's centre is at
+origin + (i + 0.5) * voxel_size, and master coordinates q are continuous voxel indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from . import elastic_kernels as _k
+
+_EPS = 1e-3  # voxels: float32 slack when deciding which source voxels a warp touches
+
+
+def _pad3(values: Sequence[float], fill: float) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size > 3:
+        raise ValueError(
+            f"spatial transforms handle at most 3 spatial dimensions, got {values.size}"
+        )
+    return np.concatenate([np.full(3 - values.size, fill), values])
+
+
+@dataclass(frozen=True, eq=False)
+class AxisSampling:
+    """Where the output voxels of one axis fall in the coarse grid: cell index and fraction."""
+
+    index: np.ndarray  # int64, coarse cell of each output voxel
+    weight: np.ndarray  # float32, fraction within the cell (outside [0, 1] = extrapolation)
+
+
+@dataclass(frozen=True, eq=False)
+class SpatialTransform:
+    """Target → source map over a master voxel grid (see the module docstring).
+
+    `coarse` (3, CZ, CY, CX) float32 holds the source master coordinate of node (a, b, c),
+    which sits at master coordinate (a, b, c) * `node_spacing`; `section_shifts` (Z, 2) float32
+    is added to the (y, x) source coordinate of every target point in master section z.
+    """
+
+    dims: int
+    origin: np.ndarray  # (3,) world position of the master grid's corner
+    voxel_size: np.ndarray  # (3,) world size of a master voxel
+    shape: tuple[int, int, int]
+    node_spacing: np.ndarray  # (3,) master voxels between coarse nodes
+    coarse: np.ndarray
+    section_shifts: np.ndarray
+
+    # ---- points ---------------------------------------------------------------------------
+    def _master(self, points: np.ndarray) -> np.ndarray:
+        points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if points.shape[-1] != self.dims:
+            raise ValueError(f"points must have {self.dims} coordinates, got shape {points.shape}")
+        padded = np.zeros(points.shape[:-1] + (3,))
+        padded[..., 3 - self.dims :] = points
+        padded[..., : 3 - self.dims] = (self.origin + 0.5 * self.voxel_size)[: 3 - self.dims]
+        return (padded - self.origin) / self.voxel_size - 0.5
+
+    def _world(self, q: np.ndarray) -> np.ndarray:
+        return ((q + 0.5) * self.voxel_size + self.origin)[..., 3 - self.dims :]
+
+    def source_master(self, q: np.ndarray) -> np.ndarray:
+        """Source master coordinates (N, 3) of target master coordinates `q` (N, 3)."""
+        q = np.asarray(q, dtype=np.float64)
+        c = q / self.node_spacing
+        n = np.array(self.coarse.shape[1:])
+        k = np.clip(np.floor(c).astype(np.int64), 0, n - 2)
+        t = c - k
+        out = np.zeros(q.shape)
+        for corner in np.ndindex(2, 2, 2):
+            w = np.prod(np.where(np.array(corner) == 1, t, 1.0 - t), axis=-1)
+            kk = k + np.array(corner)
+            out += w[:, None] * self.coarse[:, kk[:, 0], kk[:, 1], kk[:, 2]].T
+        section = np.clip(np.floor(q[:, 0] + 0.5).astype(np.int64), 0, self.shape[0] - 1)
+        out[:, 1:] += self.section_shifts[section]
+        return out
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        """World positions (N, dims) in the output → where their values come from (N, dims)."""
+        return self._world(self.source_master(self._master(points)))
+
+    def to_target(self, points: np.ndarray, iterations: int = 30, tol: float = 1e-4) -> np.ndarray:
+        """World positions (N, dims) in the source → where they land in the output (N, dims).
+
+        Inverts `to_source` by fixed-point iteration with the affine part's inverse; points
+        that do not converge (e.g. on a section slip) keep their last estimate.
+        """
+        p = self._master(points)
+        jac = self._affine_jacobian()
+        inv = np.linalg.inv(jac)
+        q = (p - self._affine_offset()) @ inv.T
+        for _ in range(iterations):
+            r = p - self.source_master(q)
+            q = q + r @ inv.T
+            if np.all(np.abs(r) < tol):
+                break
+        return self._world(q)
+
+    def _affine_jacobian(self) -> np.ndarray:
+        """Mean Jacobian of the coarse field (master voxels per master voxel)."""
+        jac = np.eye(3)
+        for axis in range(3):
+            if self.coarse.shape[1 + axis] > 1:
+                diff = np.diff(self.coarse, axis=1 + axis) / self.node_spacing[axis]
+                jac[:, axis] = diff.reshape(3, -1).mean(axis=1)
+        return jac
+
+    def _affine_offset(self) -> np.ndarray:
+        return self.coarse[:, 0, 0, 0].astype(np.float64)
+
+    # ---- arrays ---------------------------------------------------------------------------
+    def _sampling(self, offset: np.ndarray, voxel_size: np.ndarray, shape: Sequence[int]):
+        """Per-axis coarse sampling of a target grid (world `offset`, `voxel_size`, `shape`)."""
+        axes = []
+        scale = voxel_size / self.voxel_size
+        first = (offset - self.origin) / self.voxel_size + 0.5 * scale - 0.5
+        for d in range(3):
+            q = np.arange(shape[d]) * scale[d] + first[d]
+            c = q / self.node_spacing[d]
+            k = np.clip(np.floor(c).astype(np.int64), 0, self.coarse.shape[1 + d] - 2)
+            axes.append(AxisSampling(k, (c - k).astype(np.float32)))
+        sections = np.clip(
+            np.floor(np.arange(shape[0]) * scale[0] + first[0] + 0.5).astype(np.int64),
+            0,
+            self.shape[0] - 1,
+        )
+        return axes, sections
+
+    def _grid_field(self, source_offset: np.ndarray, voxel_size: np.ndarray, sections: np.ndarray):
+        """The coarse field and section shifts in voxel indices of a source grid."""
+        e = self.voxel_size / voxel_size
+        f = (self.origin - source_offset) / voxel_size + 0.5 * e - 0.5
+        field = self.coarse * e[:, None, None, None].astype(np.float32)
+        field += f[:, None, None, None].astype(np.float32)
+        shift = (self.section_shifts[sections] * e[1:].astype(np.float32)).astype(np.float32)
+        return np.ascontiguousarray(field, dtype=np.float32), np.ascontiguousarray(shift)
+
+    def _pad_world(self, position: Sequence[float]) -> np.ndarray:
+        """A world position padded to 3D with the master origin on the missing axes."""
+        position = np.asarray(position, dtype=np.float64)
+        if position.size != self.dims:
+            raise ValueError(f"expected {self.dims} coordinates, got {tuple(position)}")
+        return np.concatenate([self.origin[: 3 - self.dims], position])
+
+    def _prepare(self, source_offset, voxel_size, target_offset, target_shape):
+        """Kernel arguments (field, per-axis samplings, shifts) and the 3D target shape."""
+        vs = _pad3(voxel_size, 1.0)
+        target_offset = self._pad_world(target_offset)
+        source_offset = self._pad_world(source_offset)
+        shape = (1,) * (3 - len(target_shape)) + tuple(int(s) for s in target_shape)
+        axes, sections = self._sampling(target_offset, vs, shape)
+        field, shift = self._grid_field(source_offset, vs, sections)
+        args = (field,)
+        for a in axes:
+            args += (a.index, a.weight)
+        return args + (shift,), shape
+
+    def source_coordinates(
+        self, source_offset, voxel_size, target_offset, target_shape
+    ) -> np.ndarray:
+        """Source voxel coordinates (3, *target_shape padded to 3D) of every target voxel.
+
+        Voxel indices are relative to a source array starting at world `source_offset`.
+        """
+        args, _ = self._prepare(source_offset, voxel_size, target_offset, target_shape)
+        return _k.dense_coordinates(*args)
+
+    def source_box(
+        self, voxel_size, target_offset, target_shape, interpolate: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(begin, end) world corners (dims,) of the source voxels that `warp` reads.
+
+        On the voxel grid of `voxel_size` (multiples of it from 0). Exact for the piecewise
+        linear field: its extremes over the target box lie at the box's corners or at nodes.
+        """
+        vs = _pad3(voxel_size, 1.0)
+        args, shape = self._prepare(np.zeros(self.dims), voxel_size, target_offset, target_shape)
+        field, shift = args[0], args[-1]
+        coords = []
+        for d in range(3):
+            index, weight = args[1 + 2 * d], args[2 + 2 * d]
+            lo = index[0] + float(weight[0])
+            hi = index[-1] + float(weight[-1])
+            inner = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1, dtype=np.float64)
+            coords.append(np.unique(np.concatenate([[lo, hi], inner])))
+        values = field.astype(np.float64)
+        for d in range(3):
+            values = np.moveaxis(
+                _linear_matrix(coords[d], field.shape[1 + d]) @ np.moveaxis(values, 1 + d, -2),
+                -2,
+                1 + d,
+            )
+        lo = values.reshape(3, -1).min(axis=1)
+        hi = values.reshape(3, -1).max(axis=1)
+        lo[1:] += shift.min(axis=0)
+        hi[1:] += shift.max(axis=0)
+        if interpolate:
+            begin = np.floor(lo + _EPS)
+            end = np.ceil(hi - _EPS) + 1
+        else:
+            begin = np.floor(lo + 0.5 - _EPS)
+            end = np.floor(hi + 0.5 + _EPS) + 1
+        end = np.maximum(end, begin + 1)
+        if self.dims < 3:
+            begin[: 3 - self.dims] = 0
+            end[: 3 - self.dims] = 1
+        begin_world = (begin * vs)[3 - self.dims :]
+        end_world = (end * vs)[3 - self.dims :]
+        return begin_world.astype(np.int64), end_world.astype(np.int64)
+
+    def warp(
+        self,
+        data: np.ndarray,
+        source_offset,
+        voxel_size,
+        target_offset,
+        target_shape,
+        interpolate: bool,
+        index_cache: dict | None = None,
+    ) -> np.ndarray:
+        """`data` (channels..., spatial) starting at world `source_offset`, warped onto the
+        target grid (`target_offset`, `target_shape` voxels of `voxel_size`).
+
+        Linear interpolation if `interpolate` (result in data's dtype, rounded for integers),
+        else nearest neighbour (no new values). Values read from outside `data` are 0.
+        """
+        spatial = len(target_shape)
+        lead = data.shape[: data.ndim - spatial]
+        src = data.reshape((-1,) + (1,) * (3 - spatial) + data.shape[data.ndim - spatial :])
+        if not interpolate:
+            key = (
+                tuple(np.asarray(source_offset).tolist()),
+                tuple(np.asarray(voxel_size).tolist()),
+                tuple(np.asarray(target_offset).tolist()),
+                tuple(int(s) for s in target_shape),
+                src.shape[1:],
+            )
+            index = None if index_cache is None else index_cache.get(key)
+            if index is None:
+                args, _ = self._prepare(source_offset, voxel_size, target_offset, target_shape)
+                index = _k.nearest_indices(*args, *src.shape[1:])
+                if index_cache is not None:
+                    index_cache[key] = index
+            out = _k.gather(np.ascontiguousarray(src), index)
+            return out.reshape(lead + tuple(target_shape))
+        args, shape = self._prepare(source_offset, voxel_size, target_offset, target_shape)
+        work = src if src.dtype in (np.float32, np.float64) else src.astype(np.float32)
+        work = np.ascontiguousarray(work)
+        out = np.empty((work.shape[0],) + shape, dtype=work.dtype)
+        _k.warp_linear(work, out, *args)
+        if out.dtype != data.dtype:
+            if np.issubdtype(data.dtype, np.integer):
+                info = np.iinfo(data.dtype)
+                out = np.clip(np.rint(out), info.min, info.max)
+            out = out.astype(data.dtype)
+        return out.reshape(lead + tuple(target_shape))
+
+
+def _linear_matrix(coords: np.ndarray, n: int) -> np.ndarray:
+    """(len(coords), n): linear interpolation (extrapolating at the ends) of n nodes."""
+    k = np.clip(np.floor(coords).astype(np.int64), 0, n - 2)
+    t = coords - k
+    m = np.zeros((len(coords), n))
+    m[np.arange(len(coords)), k] = 1.0 - t
+    m[np.arange(len(coords)), k + 1] += t
+    return m
+
+
+# ---- building transforms ------------------------------------------------------------------
+
+
+def spline_matrix(positions: np.ndarray, n_control: int) -> np.ndarray:
+    """(len(positions), n_control): cubic-spline interpolation of control values at positions
+    (in control-point index units)."""
+    if n_control == 1:
+        return np.ones((len(positions), 1))
+    eye = np.eye(n_control)
+    rows = np.repeat(np.asarray(positions, dtype=np.float64)[:, None], n_control, axis=1)
+    cols = np.broadcast_to(np.arange(n_control, dtype=np.float64), rows.shape)
+    return ndimage.map_coordinates(eye, [rows, cols], order=3, mode="nearest")
+
+
+def control_grid_shape(shape: Sequence[int], spacing: Sequence[float]) -> tuple[int, ...]:
+    """Number of control points per axis: about shape / spacing, at least 1 (1.x)."""
+    return tuple(
+        max(1, int(round(s / float(sp)))) if sp > 0 else 1 for s, sp in zip(shape, spacing)
+    )
+
+
+def draw_jitter(
+    rng: np.random.Generator, shape: Sequence[int], spacing: Sequence[float], sigma: Sequence[float]
+) -> np.ndarray:
+    """Control-point displacements (len(shape), *control grid) ~ N(0, sigma) per axis."""
+    grid = control_grid_shape(shape, spacing)
+    jitter = np.zeros((len(shape),) + grid)
+    for d, s in enumerate(sigma):
+        if s > 0:
+            jitter[d] = rng.normal(0.0, float(s), size=grid)
+    return jitter
+
+
+def draw_misalignment(
+    rng: np.random.Generator,
+    sections: int,
+    prob_slip: float,
+    prob_shift: float,
+    max_misalign: float,
+) -> np.ndarray:
+    """(sections, 2) integer (dy, dx) offsets: a slip moves one section, a shift it and all after.
+
+    Offsets are uniform in [-max_misalign, max_misalign] voxels (1.x).
+    """
+    shifts = np.zeros((sections, 2))
+    if prob_slip + prob_shift <= 0:
+        return shifts
+    m = int(max_misalign)
+    for z in range(sections):
+        r = rng.random()
+        if r < prob_slip:
+            shifts[z] += rng.integers(-m, m + 1, size=2)
+        elif r < prob_slip + prob_shift:
+            shifts[z:] += rng.integers(-m, m + 1, size=2)
+    return shifts
+
+
+def rotation_2d(angle: float) -> np.ndarray:
+    """Rotation by `angle` of (y, x) offsets: y' = cos y - sin x, x' = sin y + cos x."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def random_rotation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A uniformly random rotation matrix in n (2 or 3) dimensions."""
+    if n == 1:
+        return np.eye(1)
+    if n == 2:
+        return rotation_2d(rng.uniform(0.0, 2.0 * np.pi))
+    q = rng.normal(size=4)
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def build_transform(
+    origin: Sequence[float],
+    voxel_size: Sequence[float],
+    shape: Sequence[int],
+    affine: np.ndarray | None = None,
+    jitter: np.ndarray | None = None,
+    section_shifts: np.ndarray | None = None,
+    subsample: int = 1,
+    spatial_dims: int | None = None,
+) -> SpatialTransform:
+    """A transform over the master grid (`origin`, `voxel_size`, `shape`; `dims` = len(shape)).
+
+    Acts on the last `spatial_dims` axes (default all; the others map to themselves):
+    source = centre + affine @ (target - centre) + jitter(target), in master voxels, with the
+    centre of the grid fixed; `jitter` (spatial_dims, *control grid) is interpolated with
+    cubic splines over control points spread evenly across the grid (1.x). `section_shifts`
+    (shape[0], 2) adds (dy, dx) per z section (3D only). The field is exact on coarse nodes
+    every `subsample` voxels (finer where the control points are denser) and linear between.
+    """
+    dims = len(shape)
+    if dims not in (2, 3):
+        raise ValueError(
+            f"spatial transforms need 2 or 3 spatial dimensions, got shape {tuple(shape)}"
+        )
+    sd = dims if spatial_dims is None else int(spatial_dims)
+    if not 1 <= sd <= dims:
+        raise ValueError(f"spatial_dims must be between 1 and {dims}, got {spatial_dims}")
+    shape3 = (1,) * (3 - dims) + tuple(int(s) for s in shape)
+    origin3 = _pad3(origin, 0.0)
+    vs3 = _pad3(voxel_size, 1.0)
+    first = 3 - sd  # first transformed axis (3D-padded)
+    ctrl_spacing = np.full(3, np.inf)
+    if jitter is not None:
+        for d, n_c in enumerate(jitter.shape[1:]):
+            n = shape3[first + d]
+            if n_c > 1 and n > 1:
+                ctrl_spacing[first + d] = (n - 1) / (n_c - 1)
+    spacing = np.ones(3)
+    counts = []
+    for d in range(3):
+        n = shape3[d]
+        if d < first or n <= 1:
+            step = max(n - 1, 1)  # identity axis: two nodes suffice (linear is exact)
+        else:
+            step = max(1, int(subsample))
+            if np.isfinite(ctrl_spacing[d]):  # keep >= 2 nodes per control-point interval
+                step = max(1, min(step, int(ctrl_spacing[d] // 2)))
+        spacing[d] = step
+        counts.append(max(2, int(np.ceil((n - 1) / step)) + 1))
+    nodes = [np.arange(c) * spacing[d] for d, c in enumerate(counts)]
+    grids = np.meshgrid(*nodes, indexing="ij")
+    coarse = np.stack(grids).astype(np.float64)
+    centre = (np.array(shape3) - 1) / 2.0
+    if affine is not None:
+        affine = np.asarray(affine, dtype=np.float64)
+        if affine.shape != (sd, sd):
+            raise ValueError(f"affine must be {sd}x{sd}, got {affine.shape}")
+        rel = np.stack([grids[first + d] - centre[first + d] for d in range(sd)])
+        coarse[first:] = centre[first:, None, None, None] + np.tensordot(affine, rel, axes=1)
+    if jitter is not None:
+        if jitter.shape[0] != sd:
+            raise ValueError(f"jitter must have {sd} components, got {jitter.shape[0]}")
+        mats = []
+        for d in range(sd):
+            n = shape3[first + d]
+            n_c = jitter.shape[1 + d]
+            pos = nodes[first + d] * ((n_c - 1) / (n - 1) if n > 1 else 0.0)
+            mats.append(spline_matrix(pos, n_c))
+        for comp in range(sd):
+            values = jitter[comp]
+            for d in range(sd):
+                values = np.moveaxis(np.tensordot(mats[d], values, axes=([1], [d])), 0, d)
+            coarse[first + comp] += values.reshape((1,) * first + values.shape)
+    shifts = np.zeros((shape3[0], 2))
+    if section_shifts is not None:
+        if dims != 3:
+            raise ValueError("section shifts need 3 spatial dimensions")
+        shifts = np.asarray(section_shifts, dtype=np.float64).reshape(shape3[0], 2)
+    return SpatialTransform(
+        dims=dims,
+        origin=origin3,
+        voxel_size=vs3,
+        shape=shape3,
+        node_spacing=spacing,
+        coarse=np.ascontiguousarray(coarse, dtype=np.float32),
+        section_shifts=shifts.astype(np.float32),
+    )
