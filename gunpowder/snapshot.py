@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from .batch import Array, Batch
+from .io_metadata import ome_ngff_multiscales, write_spatial_metadata
+from .nodes.writers import zarr_compressor
 from .pipeline import Node
 from .spec import ArrayKey, BatchRequest, ProviderSpec
 
 HDF5_SUFFIXES = (".hdf", ".hdf5", ".h5")
-SPATIAL_AXES = ("z", "y", "x")
 
 
 class Snapshot(Node):
@@ -34,7 +35,8 @@ class Snapshot(Node):
             ending in .hdf/.hdf5/.h5 writes HDF5, anything else zarr.
         every: store every n-th batch (1 = all; the first batch is always stored).
         additional_request: a `BatchRequest` of keys to request only for stored batches.
-        compression_type: "gzip", "lzf" (HDF5 only), "zstd", "lz4", "blosc" (zarr) or None.
+        compression_type: HDF5: "gzip", "lzf" or None; zarr: "gzip", "zstd", "blosc", "lz4",
+            "zlib", a numcodecs codec, or None for zarr's default.
         dataset_dtypes: ArrayKey → dtype to cast to before writing.
         store_value_range: also store `value_range` = (min, max) as an attribute.
 
@@ -130,8 +132,7 @@ def array_attributes(array: Array, store_value_range: bool = False) -> dict[str,
     attrs: dict[str, Any] = {}
     spec = array.spec
     if not spec.nonspatial and spec.roi is not None:
-        attrs["resolution"] = [int(v) for v in spec.voxel_size]
-        attrs["offset"] = [int(v) for v in spec.roi.offset]
+        write_spatial_metadata(attrs, spec.voxel_size, spec.roi.offset)
     if store_value_range and np.size(array.data):
         data = np.asarray(array.data)
         attrs["value_range"] = [_scalar(data.min()), _scalar(data.max())]
@@ -147,41 +148,11 @@ def ngff_image(name: str, array: Array) -> dict[str, Any] | None:
     spec = array.spec
     if spec.nonspatial or spec.roi is None:
         return None
-    ndim = np.ndim(array.data)
-    dims = spec.roi.dims
-    lead = ndim - dims
-    spatial = SPATIAL_AXES[-dims:] if dims <= 3 else tuple(f"d{i}" for i in range(dims))
-    axes = [{"name": "c" if lead == 1 else f"c{i}", "type": "channel"} for i in range(lead)]
-    axes += [{"name": a, "type": "space", "unit": "nanometer"} for a in spatial]
-    scale = [1.0] * lead + [float(v) for v in spec.voxel_size]
-    translation = [0.0] * lead + [float(v) for v in spec.roi.offset]
-    return {
-        "version": "0.4",
-        "name": name,
-        "axes": axes,
-        "datasets": [
-            {
-                "path": name,
-                "coordinateTransformations": [
-                    {"type": "scale", "scale": scale},
-                    {"type": "translation", "translation": translation},
-                ],
-            }
-        ],
-    }
-
-
-def _zarr_compressor(compression_type: str | None) -> Any:
-    if compression_type is None:
-        return "auto"
-    import numcodecs
-
-    if compression_type == "gzip":
-        return numcodecs.GZip(level=5)
-    if compression_type in ("zstd", "lz4", "blosc"):
-        cname = "lz4" if compression_type == "blosc" else compression_type
-        return numcodecs.Blosc(cname=cname, clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-    raise ValueError(f"Snapshot: compression_type {compression_type!r} is not available for zarr")
+    entry = ome_ngff_multiscales(
+        [(name, spec.voxel_size, spec.roi.offset)], np.ndim(array.data), name=name
+    )
+    entry["version"] = "0.4"
+    return entry
 
 
 def write_zarr(
@@ -196,7 +167,7 @@ def write_zarr(
 
     root = zarr.open_group(os.fspath(path), mode="w", zarr_format=2)
     root.attrs.update(dict(file_attrs))
-    compressor = _zarr_compressor(compression_type)
+    compressor = zarr_compressor(compression_type)
     images: dict[str, list[dict[str, Any]]] = {}
     for name, array in arrays.items():
         parent_name, _, leaf = name.strip("/").rpartition("/")
