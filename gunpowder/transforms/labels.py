@@ -168,8 +168,9 @@ def _shifted_pairs(
     """Slices (a, b) with b = a + offset, both inside `shape` (spatial, last axes)."""
     a, b = [], []
     for s, o in zip(shape, offset):
-        a.append(slice(max(0, -o), s - max(0, o)))
-        b.append(slice(max(0, o), s - max(0, -o)))
+        n = max(0, s - abs(o))  # empty when the offset reaches past the array
+        a.append(slice(max(0, -o), max(0, -o) + n))
+        b.append(slice(max(0, o), max(0, o) + n))
     return (Ellipsis,) + tuple(a), (Ellipsis,) + tuple(b)
 
 
