@@ -55,14 +55,14 @@ NO_METADATA = SpatialMetadata(None, None, None, "none")
 def whole_numbers(values: Sequence[Any], what: str) -> Coordinate:
     """`values` as a Coordinate of ints; ValueError if one is not (close to) a whole number."""
     out = []
-    for v in np.asarray(values, dtype=np.float64).ravel().tolist():
-        r = round(v)
-        if not np.isfinite(v) or abs(v - r) > 1e-6 * max(1.0, abs(v)):
+    floats = np.asarray(values, dtype=np.float64).ravel().tolist()
+    for v in floats:
+        if not np.isfinite(v) or abs(v - round(v)) > 1e-6 * max(1.0, abs(v)):
             raise ValueError(
-                f"{what} {list(np.asarray(values).ravel())} is not a whole number of world units "
-                "(nm); give the voxel size / ROI explicitly in array_specs"
+                f"{what} {floats} is not a whole number of world units (nm); give voxel_size "
+                "and roi explicitly in array_specs"
             )
-        out.append(int(r))
+        out.append(int(round(v)))
     return Coordinate(out)
 
 

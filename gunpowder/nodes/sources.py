@@ -273,10 +273,13 @@ class DatasetSource(Source):
             layout = DatasetLayout(path, shape, 0, self.channels_first, None, None)
             return layout, ArraySpec(nonspatial=True, dtype=dtype, interpolatable=interpolatable)
 
-        try:
-            meta = self._metadata(container, path, dataset, ndim)
-        except ValueError as e:
-            raise PipelineSetupError(f"{where}: bad spatial metadata: {e}") from e
+        if override.voxel_size is not None and override.roi is not None:
+            meta = NO_METADATA  # array_specs says everything the metadata could
+        else:
+            try:
+                meta = self._metadata(container, path, dataset, ndim)
+            except ValueError as e:
+                raise PipelineSetupError(f"{where}: bad spatial metadata: {e}") from e
 
         voxel_size = override.voxel_size or meta.voxel_size
         if voxel_size is not None:
