@@ -245,28 +245,46 @@ def grow_boundary(
 # balancing
 
 
-def _slab_ids(shape: Sequence[int], slab: Sequence[int] | None) -> tuple[np.ndarray, int]:
-    """A slab index per voxel (broadcastable int array) and the number of slabs."""
+def _slabs(shape: Sequence[int], slab: Sequence[int] | None) -> list[tuple[slice, ...]]:
+    """The index of each slab: blocks of shape `slab` (-1 or None = the whole axis)."""
     if slab is None:
-        return np.zeros((1,) * len(shape), dtype=np.intp), 1
+        return [(Ellipsis,)]
     slab = tuple(slab)
     if len(slab) != len(shape):
         raise ValueError(
             f"slab {slab} has {len(slab)} entries, the labels have shape {tuple(shape)}"
         )
-    ids = np.zeros((1,) * len(shape), dtype=np.intp)
-    total = 1
-    for axis, (s, n) in enumerate(zip(slab, shape)):
+    per_axis = []
+    for s, n in zip(slab, shape):
         s = n if s is None or s == -1 else int(s)
         if s <= 0:
             raise ValueError(f"slab sizes must be positive or -1, got {slab}")
-        count = -(-n // s) if n else 1
-        index = (np.arange(n, dtype=np.intp) // s).reshape(
-            tuple(n if d == axis else 1 for d in range(len(shape)))
-        )
-        ids = ids * count + index
-        total *= count
-    return ids, total
+        per_axis.append([slice(b, b + s) for b in range(0, max(n, 1), max(s, 1))])
+    return list(itertools.product(*per_axis))
+
+
+def _class_weights(
+    classes: np.ndarray,
+    known: np.ndarray | None,
+    num_classes: int,
+    clipmin: float | None,
+    clipmax: float | None,
+) -> np.ndarray:
+    """The weight of each class (float32, one more entry for out-of-range) in one slab."""
+    total = classes.size if known is None else np.count_nonzero(known)
+    counts = np.empty(num_classes, dtype=np.float64)
+    for c in range(num_classes):
+        is_c = classes == c
+        if known is not None:
+            is_c &= known
+        counts[c] = np.count_nonzero(is_c)
+    fractions = counts / total if total else np.zeros(num_classes)
+    if clipmin is not None or clipmax is not None:
+        fractions = np.clip(fractions, clipmin, clipmax)
+    table = np.zeros(num_classes + 1, dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        table[:num_classes] = np.where(fractions > 0, 1.0 / (num_classes * fractions), 0.0)
+    return table
 
 
 def balance_weights(
@@ -286,7 +304,7 @@ def balance_weights(
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-    known = np.ones(labels.shape, dtype=bool)
+    known = None
     for m in masks:
         m = np.asarray(m)
         if m.shape != labels.shape:
@@ -296,36 +314,32 @@ def balance_weights(
                 raise ValueError(
                     f"a mask of shape {m.shape} does not fit labels of shape {labels.shape}"
                 ) from None
-        known &= m != 0
-    if np.issubdtype(labels.dtype, np.bool_):
-        classes = labels.astype(np.intp)
-    elif np.issubdtype(labels.dtype, np.integer):
-        classes = labels.astype(np.intp, copy=True)
-    else:
-        if not np.all(np.mod(labels[known], 1) == 0):
+        known = m != 0 if known is None else known & (m != 0)
+    classes = labels
+    if labels.dtype == np.bool_:
+        classes = labels.view(np.uint8)
+    elif not np.issubdtype(labels.dtype, np.integer):
+        inside = labels if known is None else labels[known]
+        if not np.all(np.mod(inside, 1) == 0):
             raise ValueError("labels to balance must be whole numbers (class indices)")
         classes = labels.astype(np.intp)
-    inside = classes[known]
-    if inside.size and (inside.min() < 0 or inside.max() >= num_classes):
-        raise ValueError(
-            f"labels to balance must lie in [0, {num_classes}) inside the mask, found values in "
-            f"[{inside.min()}, {inside.max()}]; set num_classes accordingly"
-        )
-    # class num_classes collects the masked-out voxels; one bincount serves all slabs
-    classes[~known] = num_classes
-    ids, n_slabs = _slab_ids(labels.shape, slab)
-    width = num_classes + 1
-    flat = (ids * width + classes).ravel()
-    counts = np.bincount(flat, minlength=n_slabs * width).reshape(n_slabs, width)
-    counts = counts[:, :num_classes].astype(np.float64)
-    masked_in = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fractions = np.where(masked_in > 0, counts / np.maximum(masked_in, 1), 0.0)
-        if clipmin is not None or clipmax is not None:
-            fractions = np.clip(fractions, clipmin, clipmax)
-        table = np.where(fractions > 0, 1.0 / (num_classes * fractions), 0.0)
-    table = np.concatenate([table, np.zeros((n_slabs, 1))], axis=1).astype(np.float32)
-    return table.ravel()[flat].reshape(labels.shape)
+    if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+        inside = classes if known is None else classes[known]
+        if inside.size and (inside.min() < 0 or inside.max() >= num_classes):
+            raise ValueError(
+                f"labels to balance must lie in [0, {num_classes}) inside the mask, found "
+                f"values in [{inside.min()}, {inside.max()}]; set num_classes accordingly"
+            )
+    out = np.empty(labels.shape, dtype=np.float32)
+    for index in _slabs(labels.shape, slab):
+        block = classes[index]
+        block_known = None if known is None else known[index]
+        table = _class_weights(block, block_known, num_classes, clipmin, clipmax)
+        # out-of-range values only occur outside the masks, where the weight becomes 0 below
+        out[index] = np.take(table, block, mode="clip")
+    if known is not None:
+        out *= known
+    return out
 
 
 # ------------------------------------------------------------------------------------------
