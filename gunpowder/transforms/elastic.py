@@ -94,33 +94,56 @@ class SpatialTransform:
         """World positions (N, dims) in the output → where their values come from (N, dims)."""
         return self._world(self.source_master(self._master(points)))
 
-    def to_target(self, points: np.ndarray, iterations: int = 30, tol: float = 1e-4) -> np.ndarray:
+    def to_target(self, points: np.ndarray, iterations: int = 50, tol: float = 1e-4) -> np.ndarray:
         """World positions (N, dims) in the source → where they land in the output (N, dims).
 
-        Inverts `to_source` by fixed-point iteration with the affine part's inverse; points
-        that do not converge (e.g. on a section slip) keep their last estimate.
+        Inverts `to_source` by damped Newton iterations with finite-difference Jacobians,
+        starting from the inverse of the mean affine part. Where the warp folds or tears
+        (section slips), the result is one of the preimages or the closest estimate.
         """
         p = self._master(points)
-        jac = self._affine_jacobian()
-        inv = np.linalg.inv(jac)
-        q = (p - self._affine_offset()) @ inv.T
+        q = np.linalg.solve(self._mean_jacobian(), (p - self._corner_source()).T).T
+        residual = p - self.source_master(q)
         for _ in range(iterations):
-            r = p - self.source_master(q)
-            q = q + r @ inv.T
-            if np.all(np.abs(r) < tol):
+            if np.all(np.abs(residual) < tol):
                 break
+            jac = self._jacobians(q)
+            step = np.linalg.solve(jac, residual[..., None])[..., 0]
+            damping = np.ones(len(q))
+            for _ in range(8):  # halve the step where it does not reduce the residual
+                trial = q + damping[:, None] * step
+                new = p - self.source_master(trial)
+                worse = np.abs(new).sum(axis=1) > np.abs(residual).sum(axis=1)
+                if not worse.any():
+                    break
+                damping[worse] *= 0.5
+            q, residual = trial, new
         return self._world(q)
 
-    def _affine_jacobian(self) -> np.ndarray:
+    def _jacobians(self, q: np.ndarray, h: float = 0.25) -> np.ndarray:
+        """(N, 3, 3) central-difference Jacobians of the source map (master voxels)."""
+        jac = np.empty((len(q), 3, 3))
+        for axis in range(3):
+            dq = np.zeros(3)
+            dq[axis] = h
+            jac[:, :, axis] = (self.source_master(q + dq) - self.source_master(q - dq)) / (2 * h)
+        singular = np.abs(np.linalg.det(jac)) < 1e-6
+        jac[singular] = np.eye(3)
+        return jac
+
+    def _mean_jacobian(self) -> np.ndarray:
         """Mean Jacobian of the coarse field (master voxels per master voxel)."""
         jac = np.eye(3)
         for axis in range(3):
             if self.coarse.shape[1 + axis] > 1:
                 diff = np.diff(self.coarse, axis=1 + axis) / self.node_spacing[axis]
                 jac[:, axis] = diff.reshape(3, -1).mean(axis=1)
+        if abs(np.linalg.det(jac)) < 1e-6:
+            return np.eye(3)
         return jac
 
-    def _affine_offset(self) -> np.ndarray:
+    def _corner_source(self) -> np.ndarray:
+        """Source of master coordinate 0, less the mean Jacobian's share (affine offset)."""
         return self.coarse[:, 0, 0, 0].astype(np.float64)
 
     # ---- arrays ---------------------------------------------------------------------------
