@@ -8,6 +8,7 @@ pickled into worker processes; `teardown` closes them.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from ..pipeline import Source
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 
 Reader = Callable[[tuple], np.ndarray]
+
+logger = logging.getLogger(__name__)
 
 _MAX_LISTED = 40
 
@@ -264,11 +267,16 @@ class DatasetSource(Source):
             raise PipelineSetupError(
                 f"{where}: array_specs gives dtype {override.dtype}, but the dataset is {dtype}"
             )
-        interpolatable = (
-            override.interpolatable
-            if override.interpolatable is not None
-            else default_interpolatable(dtype)
-        )
+        interpolatable = override.interpolatable
+        if interpolatable is None:
+            interpolatable = default_interpolatable(dtype)
+            if dtype == np.uint8:
+                logger.warning(
+                    "%s: interpolatable not set for %s; guessed True from dtype uint8 (raw "
+                    "intensities). If it is a mask or labels, set it in array_specs.",
+                    self._where(),
+                    key,
+                )
         if override.nonspatial:
             layout = DatasetLayout(path, shape, 0, self.channels_first, None, None)
             return layout, ArraySpec(nonspatial=True, dtype=dtype, interpolatable=interpolatable)
