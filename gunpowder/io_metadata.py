@@ -71,8 +71,11 @@ def whole_numbers(values: Sequence[Any], what: str) -> Coordinate:
 
 
 def read_gunpowder_attrs(attrs: Mapping[str, Any]) -> SpatialMetadata:
-    """`resolution` (voxel size) and `offset` (world units) from an array's attributes."""
-    vs = attrs.get("resolution") if "resolution" in attrs else None
+    """`resolution` (voxel size) and `offset` (world units) from an array's attributes.
+
+    `voxel_size` (funlib.persistence's name) is read where `resolution` is absent.
+    """
+    vs = attrs.get("resolution") if "resolution" in attrs else attrs.get("voxel_size")
     off = attrs.get("offset") if "offset" in attrs else None
     if vs is None and off is None:
         return NO_METADATA

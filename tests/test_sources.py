@@ -324,6 +324,8 @@ def test_metadata_round_trip(voxel_size, offset, channels, version, unit):
     write_spatial_metadata(attrs, voxel_size, offset)
     meta = read_gunpowder_attrs(attrs)
     assert (meta.voxel_size, meta.offset) == (voxel_size, offset)
+    funlib_style = {"voxel_size": list(voxel_size), "offset": list(offset)}
+    assert read_gunpowder_attrs(funlib_style) == meta
 
     group: dict = {}
     ndim = channels + 3
