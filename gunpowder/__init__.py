@@ -14,6 +14,15 @@ from .errors import (
 )
 from .geometry import Coordinate, Roi
 from .nodes.array_source import ArraySource
+from .nodes.labels import (
+    AddAffinities,
+    AddBoundaryDistance,
+    BalanceLabels,
+    ExcludeLabels,
+    GrowBoundary,
+    RenumberConnectedComponents,
+)
+from .nodes.resample import DownSample, Resample, UpSample
 from .pipeline import (
     ArrayFunction,
     FunctionNode,
