@@ -32,6 +32,9 @@ class Coordinate(tuple):
     """
 
     def __new__(cls, *args: Any) -> Coordinate:
+        if len(args) == 1 and type(args[0]) in (tuple, Coordinate, list):
+            if all(type(v) is int for v in args[0]):  # fast path: already plain ints
+                return super().__new__(cls, args[0])
         if len(args) == 1 and isinstance(args[0], Iterable) and not isinstance(args[0], str):
             values = args[0]
         else:
