@@ -23,6 +23,7 @@ from .nodes.labels import (
     RenumberConnectedComponents,
 )
 from .nodes.resample import DownSample, Resample, UpSample
+from .nodes.sources import DatasetSource, Hdf5Source, ZarrSource
 from .pipeline import (
     ArrayFunction,
     FunctionNode,
