@@ -209,13 +209,15 @@ class SpatialTransform:
         """(begin, end) world corners (dims,) of the source voxels that `warp` reads.
 
         On the voxel grid of `voxel_size` (multiples of it from 0). Exact for the piecewise
-        linear field: its extremes over the target box lie at the box's corners or at nodes.
+        linear field: along z it is evaluated at every target section (each with its own
+        shift), along y and x at the box's ends and the coarse nodes in between, where the
+        extremes of a multilinear function lie.
         """
         vs = _pad3(voxel_size, 1.0)
         args, shape = self._prepare(np.zeros(self.dims), voxel_size, target_offset, target_shape)
         field, shift = args[0], args[-1]
-        coords = []
-        for d in range(3):
+        coords = [args[1] + args[2].astype(np.float64)]
+        for d in (1, 2):
             index, weight = args[1 + 2 * d], args[2 + 2 * d]
             lo = index[0] + float(weight[0])
             hi = index[-1] + float(weight[-1])
@@ -228,10 +230,9 @@ class SpatialTransform:
                 -2,
                 1 + d,
             )
+        values[1:] += shift.T.astype(np.float64)[:, :, None, None]
         lo = values.reshape(3, -1).min(axis=1)
         hi = values.reshape(3, -1).max(axis=1)
-        lo[1:] += shift.min(axis=0)
-        hi[1:] += shift.max(axis=0)
         if interpolate:
             begin = np.floor(lo + _EPS)
             end = np.ceil(hi - _EPS) + 1
