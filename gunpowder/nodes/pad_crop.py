@@ -1,0 +1,215 @@
+"""`Pad` (offer an array beyond its data, filled by a value or numpy pad mode) and `Crop`
+(offer less of an array than upstream has)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..pipeline import Node
+from ..spec import ArrayKey, BatchRequest, ProviderSpec
+
+PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def source_index(index: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Where voxel `index` (relative to the data start, may lie outside [0, n)) reads from.
+
+    The same conventions as `numpy.pad`; "constant" clips (the caller overwrites outside).
+    """
+    if mode in ("constant", "edge"):
+        return np.clip(index, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(index, n)
+    if mode == "reflect":
+        if n == 1:
+            return np.zeros_like(index)
+        period = 2 * n - 2
+        m = np.mod(index, period)
+        return np.where(m < n, m, period - m)
+    if mode == "symmetric":
+        period = 2 * n
+        m = np.mod(index, period)
+        return np.where(m < n, m, period - 1 - m)
+    raise ValueError(f"unknown pad mode {mode!r}; use one of {PAD_MODES}")
+
+
+class Pad(Node):
+    """Offer `key` beyond its data: its ROI grows by `size` (world units) on each side.
+
+    `size=None` (or `None` in some dimensions) pads without bound. Requests reaching outside
+    the data read only the data they need and are filled with `value` (default 0) in
+    `mode="constant"`, or like `numpy.pad` in modes "edge", "reflect", "symmetric", "wrap".
+    A request wholly outside the data reads one voxel of it (for its channels and dtype).
+    """
+
+    def __init__(self, key: ArrayKey, size: Any, value: Any = None, mode: str = "constant") -> None:
+        if mode not in PAD_MODES:
+            raise ValueError(f"Pad({key}): unknown mode {mode!r}; use one of {PAD_MODES}")
+        self.key = key
+        self.size = None if size is None else Coordinate(size)
+        self.value = value
+        self.mode = mode
+
+    @property
+    def name(self) -> str:
+        return f"Pad({self.key})"
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        self.require(upstream_spec, self.key)
+        spec = upstream_spec.copy()
+        array = spec[self.key]
+        roi = array.roi
+        if roi is None or getattr(array, "nonspatial", False):
+            raise PipelineSetupError(f"{self.name}: {self.key} has no ROI upstream to pad")
+        size = self.size if self.size is not None else Coordinate((None,) * roi.dims)
+        if size.dims != roi.dims:
+            raise PipelineSetupError(
+                f"{self.name}: size {size} has {size.dims} dimensions, {self.key} has {roi.dims}"
+            )
+        vs = array.voxel_size
+        if vs is not None and not size.is_multiple_of(vs):
+            raise PipelineSetupError(
+                f"{self.name}: size {size} is not a multiple of the voxel size {vs} of {self.key}"
+            )
+        begin, shape = [], []
+        for b, s, p in zip(roi.begin, roi.shape, size):
+            if b is None or p is None:
+                begin.append(None)
+                shape.append(None)
+            else:
+                begin.append(b - p)
+                shape.append(s + 2 * p)
+        array.roi = Roi(begin, shape)
+        return spec
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        if self.key not in request or request[self.key].roi is None:
+            return request, None
+        wanted = request[self.key].roi
+        have = self.upstream_spec[self.key]
+        data_roi = have.roi
+        if data_roi.contains(wanted) or wanted.empty:
+            return request, None
+        vs = have.voxel_size or Coordinate((1,) * wanted.dims)
+        begin, shape, indices, inside = [], [], [], []
+        for d in range(wanted.dims):
+            v = vs[d]
+            if data_roi.begin[d] is None:
+                begin.append(wanted.begin[d])
+                shape.append(wanted.shape[d])
+                n = wanted.shape[d] // v
+                indices.append(np.arange(n))
+                inside.append(np.ones(n, dtype=bool))
+                continue
+            n = data_roi.shape[d] // v
+            rel = np.arange(
+                (wanted.begin[d] - data_roi.begin[d]) // v, (wanted.end[d] - data_roi.begin[d]) // v
+            )
+            src = source_index(rel, n, self.mode)
+            lo, hi = int(src.min()), int(src.max()) + 1
+            begin.append(data_roi.begin[d] + lo * v)
+            shape.append((hi - lo) * v)
+            indices.append(src - lo)
+            inside.append((rel >= 0) & (rel < n))
+        read = Roi(begin, shape)
+        upstream = request.copy()
+        upstream[self.key] = request[self.key].replace(roi=read, dtype=have.dtype)
+        return upstream, (wanted, indices, inside)
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        wanted, indices, inside = ctx
+        array = batch[self.key]
+        data = np.asarray(array.data)[(Ellipsis,) + np.ix_(*indices)]
+        if self.mode == "constant":
+            dims = len(inside)
+            axes = [
+                m.reshape([-1 if i == d else 1 for i in range(dims)]) for d, m in enumerate(inside)
+            ]
+            outside = ~functools.reduce(np.logical_and, axes)
+            if outside.any():
+                value = 0 if self.value is None else self.value
+                data[..., outside] = np.asarray(value).astype(data.dtype)
+        batch[self.key] = Array(data, array.spec.replace(roi=wanted), array.attrs)
+        return batch
+
+
+class Crop(Node):
+    """Offer only part of `key`: the ROI `roi`, or its upstream ROI shrunk by
+    `fraction_negative`/`fraction_positive` of its shape at the lower/upper end (per axis)."""
+
+    def __init__(
+        self,
+        key: ArrayKey,
+        roi: Roi | None = None,
+        fraction_negative: Any = None,
+        fraction_positive: Any = None,
+    ) -> None:
+        fractions = fraction_negative is not None or fraction_positive is not None
+        if roi is not None and fractions:
+            raise ValueError(f"Crop({key}): give either roi or fractions, not both")
+        if roi is None and not fractions:
+            raise ValueError(f"Crop({key}): give a roi or fraction_negative/fraction_positive")
+        self.key = key
+        self.roi = roi
+        self.fraction_negative = fraction_negative
+        self.fraction_positive = fraction_positive
+
+    @property
+    def name(self) -> str:
+        return f"Crop({self.key})"
+
+    def _fraction(self, value: Any, dims: int) -> np.ndarray:
+        f = np.zeros(dims) if value is None else np.broadcast_to(np.asarray(value, float), dims)
+        if np.any(f < 0) or np.any(f > 1):
+            raise PipelineSetupError(f"{self.name}: fractions must be in [0, 1], got {value}")
+        return f
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        self.require(upstream_spec, self.key)
+        spec = upstream_spec.copy()
+        array = spec[self.key]
+        have = array.roi
+        if have is None:
+            raise PipelineSetupError(f"{self.name}: {self.key} has no ROI upstream to crop")
+        vs = array.voxel_size or Coordinate((1,) * have.dims)
+        if self.roi is not None:
+            roi = self.roi
+            if roi.dims != have.dims:
+                raise PipelineSetupError(
+                    f"{self.name}: roi {roi} has {roi.dims} dimensions, {self.key} {have.dims}"
+                )
+            if not have.contains(roi):
+                raise PipelineSetupError(
+                    f"{self.name}: roi {roi} is not inside the upstream ROI {have} of {self.key}"
+                )
+            if not (roi.offset.is_multiple_of(vs) and roi.shape.is_multiple_of(vs)):
+                raise PipelineSetupError(
+                    f"{self.name}: roi {roi} is not on the voxel grid {vs} of {self.key}"
+                )
+        else:
+            if have.unbounded:
+                raise PipelineSetupError(
+                    f"{self.name}: can not crop a fraction of the unbounded ROI of {self.key}"
+                )
+            neg = self._fraction(self.fraction_negative, have.dims)
+            pos = self._fraction(self.fraction_positive, have.dims)
+            if np.any(neg + pos > 1):
+                raise PipelineSetupError(
+                    f"{self.name}: fraction_negative + fraction_positive exceed 1 ({neg + pos})"
+                )
+            shape = np.array(have.shape, dtype=np.float64)
+            roi = have.grow(
+                Coordinate(-np.floor(shape * neg).astype(int)),
+                Coordinate(-np.floor(shape * pos).astype(int)),
+            )
+            roi = roi.snap_to_grid(vs, mode="shrink")
+        array.roi = roi
+        return spec

@@ -1,0 +1,380 @@
+"""RandomLocation, SpecifiedLocation and Reject, checked against brute-force enumerations of
+the admissible locations."""
+
+import itertools
+import logging
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gunpowder as gp
+from gunpowder.nodes.combine import MergeProvider
+from gunpowder.nodes.location import MaskSummary, RandomLocation, SpecifiedLocation
+from gunpowder.nodes.reject import Reject
+
+RAW = gp.ArrayKey("RAW")
+MASK = gp.ArrayKey("LOC_MASK")
+LABELS = gp.ArrayKey("LOC_LABELS")
+SHIFT = gp.ArrayKey("LOC_SHIFT")
+
+
+class SpySource(gp.ArraySource):
+    """An ArraySource that records the ROIs it was asked for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def provide(self, request, rng):
+        self.seen.append(request[self.key].roi)
+        return super().provide(request, rng)
+
+
+def source(key, data, offset, vs):
+    vs = gp.Coordinate(vs)
+    roi = gp.Roi(gp.Coordinate(offset), gp.Coordinate(data.shape[-len(vs) :]) * vs)
+    return SpySource(key, gp.Array(data, gp.ArraySpec(roi=roi, voxel_size=vs)))
+
+
+def request(rois, seed=0, shift=True):
+    r = gp.BatchRequest(random_seed=seed)
+    for key, roi in rois.items():
+        r[key] = gp.ArraySpec(roi=roi)
+    if shift:
+        r[SHIFT] = gp.ArraySpec(nonspatial=True)
+    return r
+
+
+def valid_shifts(requested, provided, step):
+    """All shifts on the `step` grid that keep every requested ROI in its provided ROI."""
+    ranges = []
+    for d, s in enumerate(step):
+        lo = max(provided[k].begin[d] - r.begin[d] for k, r in requested.items())
+        hi = min(provided[k].end[d] - r.end[d] for k, r in requested.items())
+        ranges.append(range(-(-lo // s) * s, hi + 1, s))
+    return {tuple(c) for c in itertools.product(*ranges)}
+
+
+def crop(src, roi):
+    spec = src.array.spec
+    rel = (roi - spec.roi.offset) / spec.voxel_size
+    return src.array.data[(Ellipsis,) + rel.to_slices()]
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_random_location_returns_requested_rois_cut_inside_the_data(data):
+    vs_raw = gp.Coordinate(data.draw(st.sampled_from([(4, 2, 2), (2, 2, 2), (1, 1, 1)])))
+    factor = gp.Coordinate(data.draw(st.sampled_from([(1, 1, 1), (1, 2, 2), (2, 1, 3)])))
+    vs_lab = vs_raw * factor
+    shape = gp.Coordinate(data.draw(st.tuples(*[st.integers(2, 6)] * 3))) * factor
+    offset = gp.Coordinate(data.draw(st.tuples(*[st.integers(-3, 3)] * 3))) * vs_lab
+    raw = source(
+        RAW, np.random.default_rng(0).random(tuple(shape), dtype=np.float32), offset, vs_raw
+    )
+    labels = source(
+        LABELS, np.arange(np.prod(shape / factor)).reshape(tuple(shape / factor)), offset, vs_lab
+    )
+    pipeline = (raw, labels) + MergeProvider() + RandomLocation(random_shift_key=SHIFT)
+    size = gp.Coordinate(data.draw(st.integers(1, s)) for s in shape / factor) * vs_lab
+    where = gp.Coordinate(data.draw(st.tuples(*[st.integers(-50, 50)] * 3))) * vs_lab
+    roi = gp.Roi(where, size)
+    seed = data.draw(st.integers(0, 2**32))
+    with gp.build(pipeline):
+        assert pipeline.spec[RAW].roi.unbounded and pipeline.spec[SHIFT].nonspatial
+        batch = pipeline.request_batch(request({RAW: roi, LABELS: roi}, seed))
+        again = pipeline.request_batch(request({RAW: roi, LABELS: roi}, seed))
+    shift = gp.Coordinate(batch[SHIFT].data)
+    assert np.array_equal(batch[SHIFT].data, again[SHIFT].data)
+    assert shift.is_multiple_of(vs_lab)
+    for key, src in ((RAW, raw), (LABELS, labels)):
+        assert batch[key].spec.roi == roi
+        assert src.array.spec.roi.contains(roi.shift(shift))
+        np.testing.assert_array_equal(batch[key].data, crop(src, roi.shift(shift)))
+
+
+def test_random_location_reaches_every_admissible_shift_and_no_other():
+    raw = source(RAW, np.zeros((3, 10, 10), np.uint8), (0, 0, 0), (4, 2, 2))
+    labels = source(LABELS, np.zeros((3, 6, 5), np.uint8), (0, 4, 0), (4, 2, 4))
+    pipeline = (raw, labels) + MergeProvider() + RandomLocation(random_shift_key=SHIFT)
+    rois = {RAW: gp.Roi((0, 0, 0), (8, 8, 12)), LABELS: gp.Roi((4, 0, 0), (4, 4, 8))}
+    provided = {RAW: raw.array.spec.roi, LABELS: labels.array.spec.roi}
+    expected = valid_shifts(rois, provided, (4, 2, 4))
+    seen = {}
+    with gp.build(pipeline):
+        for seed in range(400):
+            shift = tuple(pipeline.request_batch(request(rois, seed))[SHIFT].data)
+            seen[shift] = seen.get(shift, 0) + 1
+    assert set(seen) == expected
+    # uniform: no admissible shift is drawn much more often than another
+    assert max(seen.values()) < 4 * min(seen.values())
+
+
+def test_random_location_errors():
+    raw = source(RAW, np.zeros((4, 4, 4), np.uint8), (0, 0, 0), (1, 1, 1))
+    pipeline = raw + RandomLocation()
+    with gp.build(pipeline):
+        with pytest.raises(gp.PipelineRequestError, match=r"RandomLocation.*RAW.*requested shape"):
+            pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (5, 2, 2))}, shift=False))
+    with pytest.raises(NotImplementedError, match="graph"):
+        RandomLocation(ensure_nonempty=gp.GraphKey("LOC_POINTS"))
+    with pytest.raises(ValueError, match="needs a mask"):
+        RandomLocation(min_masked=0.5)
+    with pytest.raises(gp.PipelineSetupError, match=r"RandomLocation.*LOC_MASK"):
+        with gp.build(
+            source(RAW, np.zeros((4, 4, 4)), (0, 0, 0), (1, 1, 1)) + RandomLocation(0.5, MASK)
+        ):
+            pass
+    with pytest.raises(gp.PipelineSetupError, match="already provided"):
+        with gp.build(
+            source(RAW, np.zeros((4, 4, 4)), (0, 0, 0), (1, 1, 1))
+            + RandomLocation(random_shift_key=RAW)
+        ):
+            pass
+
+
+class EvenOnly(RandomLocation):
+    def accepts(self, request):
+        return request[RAW].roi.begin[0] % 2 == 0
+
+
+def test_accepts_can_veto_locations():
+    pipeline = source(RAW, np.zeros((9, 2), np.uint8), (0, 0), (1, 1)) + EvenOnly(
+        random_shift_key=SHIFT
+    )
+    with gp.build(pipeline):
+        shifts = {
+            int(pipeline.request_batch(request({RAW: gp.Roi((0, 0), (1, 2))}, s))[SHIFT].data[0])
+            for s in range(60)
+        }
+    assert shifts == {0, 2, 4, 6, 8}
+
+
+# ---------------------------------------------------------------------------------------------
+# masks
+
+
+def mask_pipeline(mask_data, vs=(2, 2, 2), offset=(2, 0, -4), **kwargs):
+    raw = source(RAW, np.zeros(mask_data.shape, np.float32), offset, vs)
+    msk = source(MASK, mask_data, offset, vs)
+    node = RandomLocation(random_shift_key=SHIFT, **kwargs)
+    return (raw, msk) + MergeProvider() + node, raw, msk, node
+
+
+def brute_force_masked(mask, src, roi, vs, min_masked):
+    """Shifts (on the voxel grid) whose shifted ROI has at least `min_masked` masked in."""
+    provided = {RAW: src.array.spec.roi}
+    good = set()
+    for s in valid_shifts({RAW: roi}, provided, vs):
+        if np.count_nonzero(crop(src, roi.shift(s))) >= min_masked * (roi.size / np.prod(vs)):
+            good.add(s)
+    return good
+
+
+@settings(max_examples=25)
+@given(
+    st.integers(0, 2**32),
+    st.sampled_from([0.1, 0.5, 0.9, 1.0]),
+    st.sampled_from([2**21, 7]),
+    st.booleans(),
+)
+def test_mask_locations_are_exactly_those_with_enough_masked_in(seed, min_masked, blocks, ask_mask):
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((4, 7, 6)) < rng.uniform(0.2, 0.8)).astype(np.uint8)
+    vs = (2, 2, 2)
+    pipeline, raw, msk, node = mask_pipeline(mask, vs, min_masked=min_masked, mask=MASK)
+    node.mask_summary_blocks = blocks
+    roi = gp.Roi((0, 0, 0), (4, 6, 4))
+    good = brute_force_masked(mask, msk, roi, vs, min_masked)
+    rois = {RAW: roi, MASK: roi} if ask_mask else {RAW: roi}
+    with gp.build(pipeline):
+        if not good:
+            with pytest.raises(gp.PipelineRequestError, match="LOC_MASK"):
+                pipeline.request_batch(request(rois, seed))
+            return
+        seen = set()
+        for s in range(40):
+            batch = pipeline.request_batch(request(rois, seed + s))
+            shift = tuple(batch[SHIFT].data)
+            assert shift in good
+            seen.add(shift)
+            if ask_mask:
+                frac = np.count_nonzero(batch[MASK].data) / batch[MASK].data.size
+                assert frac >= min_masked
+    if len(good) <= 3:
+        assert seen == good
+
+
+def test_mask_summary_bounds_contain_the_exact_fraction():
+    rng = np.random.default_rng(3)
+    mask = (rng.random((9, 14, 11)) < 0.3).astype(np.uint8)
+    vs = gp.Coordinate(4, 2, 2)
+    roi = gp.Roi((8, -2, 6), gp.Coordinate(mask.shape) * vs)
+
+    def read(r):
+        rel = (r - roi.offset) / vs
+        return mask[rel.to_slices()]
+
+    exact = MaskSummary.build(roi, vs, read)
+    coarse = MaskSummary.build(roi, vs, read, max_blocks=20, chunk_voxels=64)
+    assert coarse.block.prod() > 1 and exact.block.prod() == 1
+    assert coarse.total == exact.total == mask.sum()
+    for _ in range(200):
+        a = rng.integers(0, mask.shape)
+        b = np.minimum(a + rng.integers(1, 8, size=3), mask.shape)
+        begins = (np.array(roi.begin) + a * np.array(vs))[None]
+        ends = (np.array(roi.begin) + b * np.array(vs))[None]
+        truth = mask[tuple(slice(x, y) for x, y in zip(a, b))].mean()
+        lo, hi = exact.fraction_bounds(begins, ends)
+        assert lo[0] == pytest.approx(truth) == hi[0]
+        lo, hi = coarse.fraction_bounds(begins, ends)
+        assert lo[0] - 1e-12 <= truth <= hi[0] + 1e-12
+
+
+def test_mask_is_read_blockwise_once_then_only_request_sized():
+    mask = np.zeros((8, 16, 16), np.uint8)
+    mask[2:6, 4:12, 4:12] = 1
+    pipeline, raw, msk, node = mask_pipeline(mask, min_masked=0.8, mask=MASK)
+    node.mask_read_voxels = 256
+    node.mask_summary_blocks = 64
+    roi = gp.Roi((0, 0, 0), (4, 8, 8))
+    with gp.build(pipeline):
+        pipeline.request_batch(request({RAW: roi}, 1))
+        # the first reads summarise the mask: chunks of at most 256 voxels tiling it
+        total, chunks = msk.array.spec.roi.size, 0
+        covered = 0
+        while covered < total:
+            assert msk.seen[chunks].size / 8 <= 256
+            covered += msk.seen[chunks].size
+            chunks += 1
+        assert covered == total and chunks > 1
+        msk.seen.clear()
+        for s in range(20):
+            pipeline.request_batch(request({RAW: roi}, s))
+    assert all(r.size <= roi.size for r in msk.seen)
+
+
+def test_mask_without_any_masked_in_voxel_is_a_clear_error():
+    pipeline, *_ = mask_pipeline(np.zeros((4, 4, 4), np.uint8), min_masked=0.1, mask=MASK)
+    with gp.build(pipeline):
+        with pytest.raises(gp.PipelineRequestError, match="LOC_MASK has no masked-in voxel"):
+            pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (2, 2, 2))}))
+
+
+def test_unreachable_min_masked_fails_after_max_tries():
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[0, 0, 0] = 1
+    pipeline, *_ = mask_pipeline(mask, min_masked=0.5, mask=MASK, max_tries=100)
+    with gp.build(pipeline):
+        with pytest.raises(gp.PipelineRequestError, match=r"after 100 random tries"):
+            pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (4, 4, 4))}))
+
+
+# ---------------------------------------------------------------------------------------------
+# SpecifiedLocation
+
+
+def specified_pipeline(**kwargs):
+    raw = source(RAW, np.arange(20 * 20).reshape(20, 20), (0, 0), (2, 2))
+    return raw + SpecifiedLocation(**kwargs), raw
+
+
+def test_specified_location_centres_requests_in_turn():
+    locations = [(10, 10), (20, 6), (30, 30)]
+    pipeline, raw = specified_pipeline(locations=locations, extra_data=["a", "b", "c"])
+    roi = gp.Roi((100, 100), (8, 8))
+    with gp.build(pipeline):
+        for i in range(6):
+            batch = pipeline.request_batch(request({RAW: roi}, seed=0, shift=False))
+            assert batch[RAW].spec.roi == roi
+            centre = gp.Coordinate(locations[i % 3])
+            shifted = gp.Roi(centre - gp.Coordinate(4, 4), (8, 8))
+            np.testing.assert_array_equal(batch[RAW].data, crop(raw, shifted))
+            assert batch[RAW].attrs["specified_location_extra_data"] == "abc"[i % 3]
+
+
+def test_specified_location_random_choice_depends_on_seed_only_and_jitter_is_bounded():
+    locations = [(10, 10), (20, 20), (30, 12)]
+    pipeline, raw = specified_pipeline(locations=locations, choose_randomly=True, jitter=(2, 4))
+    roi = gp.Roi((0, 0), (4, 4))
+    with gp.build(pipeline):
+        for seed in range(30):
+            a = pipeline.request_batch(request({RAW: roi}, seed, shift=False))[RAW].data
+            b = pipeline.request_batch(request({RAW: roi}, seed, shift=False))[RAW].data
+            np.testing.assert_array_equal(a, b)
+            # values encode the position: top-left voxel (y, x) = divmod(value, 20)
+            y, x = divmod(int(a[0, 0]), 20)
+            centre = gp.Coordinate(y * 2 + 2, x * 2 + 2)
+            assert any(
+                abs(centre[0] - c[0]) <= 2 + 1 and abs(centre[1] - c[1]) <= 4 + 1 for c in locations
+            )
+
+
+def test_specified_location_skips_outside_locations_with_a_warning(caplog):
+    pipeline, raw = specified_pipeline(locations=[(1000, 1000), (10, 10)])
+    roi = gp.Roi((0, 0), (4, 4))
+    with gp.build(pipeline), caplog.at_level(logging.WARNING):
+        batch = pipeline.request_batch(request({RAW: roi}, shift=False))
+    np.testing.assert_array_equal(batch[RAW].data, crop(raw, gp.Roi((8, 8), (4, 4))))
+    assert "outside the upstream data" in caplog.text
+    pipeline, _ = specified_pipeline(locations=[(1000, 1000)])
+    with gp.build(pipeline), pytest.raises(gp.PipelineRequestError, match="SpecifiedLocation"):
+        pipeline.request_batch(request({RAW: roi}, shift=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reject
+
+
+def reject_pipeline(mask, **kwargs):
+    raw = source(RAW, np.zeros(mask.shape, np.float32), (0, 0, 0), (1, 1, 1))
+    msk = source(MASK, mask, (0, 0, 0), (1, 1, 1))
+    return (
+        (raw, msk)
+        + MergeProvider()
+        + RandomLocation(random_shift_key=SHIFT)
+        + Reject(MASK, **kwargs)
+    )
+
+
+def test_reject_returns_only_batches_with_enough_masked_in():
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[:3] = 1
+    pipeline = reject_pipeline(mask, min_masked=0.7)
+    roi = gp.Roi((0, 0, 0), (2, 2, 2))
+    with gp.build(pipeline):
+        for seed in range(20):
+            batch = pipeline.request_batch(request({RAW: roi, MASK: roi}, seed))
+            assert batch[MASK].data.mean() >= 0.7
+            again = pipeline.request_batch(request({RAW: roi, MASK: roi}, seed))
+            np.testing.assert_array_equal(batch[SHIFT].data, again[SHIFT].data)
+        # the mask need not be requested: it is read for the request's box and left out
+        batch = pipeline.request_batch(request({RAW: roi}, 5))
+        assert MASK not in batch
+        assert tuple(batch[SHIFT].data)[0] < 3
+
+
+def test_reject_probability_zero_accepts_the_first_batch():
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[:3] = 1
+    pipeline = reject_pipeline(mask, min_masked=0.7, reject_probability=0.0)
+    roi = gp.Roi((0, 0, 0), (2, 2, 2))
+    with gp.build(pipeline):
+        fractions = [
+            pipeline.request_batch(request({RAW: roi, MASK: roi}, s))[MASK].data.mean()
+            for s in range(40)
+        ]
+    assert min(fractions) < 0.7
+
+
+def test_reject_gives_up_with_a_clear_error():
+    pipeline = reject_pipeline(np.zeros((4, 4, 4), np.uint8), max_tries=20)
+    with gp.build(pipeline):
+        with pytest.raises(gp.PipelineRequestError, match=r"Reject.*LOC_MASK.*after 20 tries"):
+            pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (2, 2, 2))}))
+    with pytest.raises(NotImplementedError, match="graph"):
+        Reject(MASK, ensure_nonempty=gp.GraphKey("LOC_POINTS"))
+    with pytest.raises(ValueError, match="needs a mask"):
+        Reject()
