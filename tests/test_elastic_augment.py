@@ -291,16 +291,7 @@ def test_deform_augment_rotation_axes_and_scale():
 
 
 def test_graph_nodes_move_with_the_transform():
-    class Node:
-        def __init__(self, location):
-            self.location = np.asarray(location, dtype=np.float32)
-
-    class Graph:
-        def __init__(self, nodes):
-            self.nodes = nodes
-
-        def crop(self, roi):
-            return Graph([n for n in self.nodes if roi.contains(tuple(int(v) for v in n.location))])
+    from gunpowder.graph import Graph
 
     node = cremi_like(prob_slip=0, prob_shift=0)
     request = request_for((40, 4, 4), (8, 20, 20), (4, 10, 10), (10, 20, 20))
@@ -308,6 +299,9 @@ def test_graph_nodes_move_with_the_transform():
         _, plan = node.prepare(request, np.random.default_rng(0))
     roi = request[RAW].roi
     targets = np.array(roi.center, dtype=float) + np.array([[0, 0, 0], [40, 8, -8], [-40, 4, 4]])
-    graph = Graph([Node(p) for p in plan.transform.to_source(targets)])
+    outside = np.array(roi.end, dtype=float) + 100
+    sources = np.concatenate([plan.transform.to_source(targets), outside[None]])
+    graph = Graph.from_arrays(sources, spec=gp.GraphSpec(roi=roi.grow(400, 400)))
     moved = move_graph(graph, plan.transform, roi, "ElasticAugment", gp.GraphKey("POINTS"))
-    np.testing.assert_allclose([n.location for n in moved.nodes], targets, atol=1e-2)
+    assert moved.spec.roi == roi and len(moved) == 3
+    np.testing.assert_allclose(moved.locations, targets, atol=1e-2)

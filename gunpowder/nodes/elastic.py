@@ -156,26 +156,29 @@ class _Warp(Node):
         return batch
 
 
-def move_graph(graph: Any, transform: SpatialTransform, roi: Roi, node: str, key: GraphKey) -> Any:
-    """Move the nodes of `graph` to where the warp puts them and keep those inside `roi`.
+def move_graph(graph: Any, mapping: Any, roi: Roi, node: str, key: GraphKey) -> Any:
+    """`graph` with every node moved by `mapping` ((N, dims) world → (N, dims) world, or a
+    `SpatialTransform`, whose `to_target` is used) and cropped to `roi` (nodes outside drop).
 
-    Works with any graph whose `nodes` have a `location` (world units) and that offers
-    `crop(roi)`; the node locations are mapped with `transform.to_target`.
+    Uses `Graph.with_locations` and `crop` (gunpowder.graph); other graph types need nodes
+    with a `location` and a `crop(roi)` method.
     """
+    if isinstance(mapping, SpatialTransform):
+        mapping = mapping.to_target
+    if hasattr(graph, "with_locations") and hasattr(graph, "locations"):
+        locations = graph.locations
+        moved = mapping(locations) if len(locations) else locations
+        return graph.with_locations(moved, roi=roi).crop(roi)
     nodes = list(getattr(graph, "nodes", []))
     if nodes and not all(hasattr(n, "location") for n in nodes):
         raise PipelineRequestError(
             f"{node}: can not move graph {key}: its nodes have no `location` to transform"
         )
     if nodes:
-        moved = transform.to_target(np.array([n.location for n in nodes], dtype=np.float64))
+        moved = mapping(np.array([n.location for n in nodes], dtype=np.float64))
         for n, location in zip(nodes, moved):
-            n.location = location.astype(np.asarray(n.location).dtype, copy=False)
-    spec = getattr(graph, "spec", None)
-    if spec is not None:
-        spec.roi = roi
-    crop = getattr(graph, "crop", None)
-    return crop(roi) if crop is not None else graph
+            n.location = location
+    return graph.crop(roi)
 
 
 class ElasticAugment(_Warp):
