@@ -1,14 +1,79 @@
-"""Per-node timings collected while a batch is made (`batch.profiling_stats`)."""
+"""Per-node timings collected while a batch is made (`batch.profiling_stats`), as text or a chart.
+
+The engine records, for every node, the seconds spent in each phase ("provide" for sources,
+"prepare" and "process" for filters, "serve" for nodes that drive their upstream). The stats
+travel with the batch, also from worker processes, and merge where batches merge.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+PHASES = ("provide", "prepare", "process", "serve")
+
+
+class TimingSummary(Mapping):
+    """min/median/max/mean/total/count of some durations (seconds).
+
+    Readable as a mapping (`s["median"]`) and, as in gunpowder 1.x, through methods
+    (`s.median()`, `s.counts()`).
+    """
+
+    def __init__(self, times: Iterable[float]) -> None:
+        self._times = tuple(float(t) for t in times)
+        if not self._times:
+            raise ValueError("a TimingSummary needs at least one duration")
+        self._values = {
+            "min": min(self._times),
+            "median": statistics.median(self._times),
+            "max": max(self._times),
+            "mean": statistics.fmean(self._times),
+            "total": sum(self._times),
+            "count": len(self._times),
+        }
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def times(self) -> tuple[float, ...]:
+        return self._times
+
+    def counts(self) -> int:
+        return len(self._times)
+
+    def min(self) -> float:
+        return self._values["min"]
+
+    def max(self) -> float:
+        return self._values["max"]
+
+    def mean(self) -> float:
+        return self._values["mean"]
+
+    def median(self) -> float:
+        return self._values["median"]
+
+    def total(self) -> float:
+        return self._values["total"]
+
+    def __repr__(self) -> str:
+        return (
+            f"TimingSummary(n={self.counts()}, min={self.min():.4g}s, "
+            f"median={self.median():.4g}s, max={self.max():.4g}s)"
+        )
 
 
 class ProfilingStats:
-    """Durations in seconds, keyed by (node name, phase) where phase is "prepare" or "process"."""
+    """Durations in seconds, keyed by (node name, phase)."""
 
     def __init__(self) -> None:
         self.timings: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -27,30 +92,56 @@ class ProfilingStats:
         new.merge_with(self)
         return new
 
-    def get_timing_summaries(self) -> dict[tuple[str, str], dict[str, float]]:
-        """min/median/max/total/count of each (node, phase)."""
-        return {
-            key: {
-                "min": min(v),
-                "median": statistics.median(v),
-                "max": max(v),
-                "total": sum(v),
-                "count": len(v),
-            }
-            for key, v in self.timings.items()
-            if v
-        }
+    def clear(self) -> None:
+        self.timings.clear()
+
+    def get_timing_summaries(self) -> dict[tuple[str, str], TimingSummary]:
+        """A `TimingSummary` for each (node, phase) with at least one duration."""
+        return {key: TimingSummary(v) for key, v in self.timings.items() if v}
+
+    def get_timing_summary(self, node_name: str, phase: str) -> TimingSummary | None:
+        values = self.timings.get((node_name, phase))
+        return TimingSummary(values) if values else None
 
     def node_names(self) -> Iterable[str]:
         return sorted({name for name, _ in self.timings})
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """node → phase → total seconds, in the order the nodes were first recorded."""
+        out: dict[str, dict[str, float]] = {}
+        for (name, phase), values in self.timings.items():
+            if values:
+                out.setdefault(name, {})[phase] = sum(values)
+        return out
+
+    def table(self, title: str = "Profiling stats") -> str:
+        """A text table: one row per (node, phase), times in milliseconds."""
+        summaries = self.get_timing_summaries()
+        if not summaries:
+            return f"{title}: nothing recorded"
+        width = max(28, *(len(name) for name, _ in summaries))
+        head = (
+            f"{'NODE':<{width}} {'PHASE':<10} {'COUNT':>6} {'MIN ms':>10} {'MEDIAN ms':>10} "
+            f"{'MAX ms':>10} {'TOTAL s':>9}"
+        )
+        rows = [title, head, "-" * len(head)]
+        for (name, phase), s in summaries.items():
+            rows.append(
+                f"{name:<{width}} {phase:<10} {s.counts():>6} {s.min() * 1e3:>10.2f} "
+                f"{s.median() * 1e3:>10.2f} {s.max() * 1e3:>10.2f} {s.total():>9.3f}"
+            )
+        return "\n".join(rows)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.timings.values())
 
     def __reduce__(self):
         return (_rebuild_stats, (dict(self.timings),))
 
     def __repr__(self) -> str:
         rows = [
-            f"{name:>28} {phase:>8} median {s['median'] * 1e3:8.2f} ms  (n={s['count']})"
-            for (name, phase), s in sorted(self.get_timing_summaries().items())
+            f"{name:>28} {phase:>8} median {s.median() * 1e3:8.2f} ms  (n={s.counts()})"
+            for (name, phase), s in self.get_timing_summaries().items()
         ]
         return "ProfilingStats(\n" + "\n".join(rows) + "\n)"
 
@@ -60,3 +151,39 @@ def _rebuild_stats(timings: dict) -> ProfilingStats:
     for k, v in timings.items():
         stats.timings[k] = list(v)
     return stats
+
+
+def plot_profiling_stats(
+    stats: ProfilingStats, statistic: str = "total", title: str | None = None
+) -> Any:
+    """A matplotlib `Figure`: one horizontal bar per node, split by phase, of where time goes.
+
+    `statistic` is "total" (seconds summed over all recorded calls) or "median".
+    Shows in a notebook as it is; `fig.savefig(path)` writes it to a file.
+    """
+    from matplotlib.figure import Figure
+
+    if statistic not in ("total", "median", "mean", "max", "min"):
+        raise ValueError(f"statistic must be total/median/mean/max/min, got {statistic!r}")
+    summaries = stats.get_timing_summaries()
+    names = list(dict.fromkeys(name for name, _ in summaries))
+    phases = [p for p in PHASES if any(ph == p for _, ph in summaries)]
+    phases += sorted({ph for _, ph in summaries} - set(phases))
+    fig = Figure(figsize=(8, 0.45 * max(len(names), 1) + 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    left = [0.0] * len(names)
+    for phase in phases:
+        widths = [
+            summaries[(n, phase)][statistic] if (n, phase) in summaries else 0.0 for n in names
+        ]
+        ax.barh(names, widths, left=left, label=phase)
+        left = [a + b for a, b in zip(left, widths)]
+    ax.invert_yaxis()  # the pipeline's source on top, as recorded
+    ax.set_xlabel(f"{statistic} seconds" if statistic == "total" else f"{statistic} seconds/call")
+    ax.set_title(title or f"Where the time goes ({statistic})")
+    if phases:
+        ax.legend(loc="lower right")
+    return fig
+
+
+__all__ = ["ProfilingStats", "TimingSummary", "plot_profiling_stats"]
