@@ -71,7 +71,9 @@ def default_start_method() -> str:
 def check_start_method(method: str) -> str:
     available = multiprocessing.get_all_start_methods()
     if method not in available:
-        raise ValueError(f"start method {method!r} is not available here; choose one of {available}")
+        raise ValueError(
+            f"start method {method!r} is not available here; choose one of {available}"
+        )
     return method
 
 

@@ -116,7 +116,10 @@ def make_request(size=(8, 20, 20), seed=None):
 
 
 def as_bytes(batch):
-    return {k: (a.data.dtype.str, a.data.shape, a.data.tobytes(), a.spec.roi) for k, a in batch.arrays.items()}
+    return {
+        k: (a.data.dtype.str, a.data.shape, a.data.tobytes(), a.spec.roi)
+        for k, a in batch.arrays.items()
+    }
 
 
 def precache_batches(num_workers, n=5, seed=123, start_method=None, request=None):
@@ -277,7 +280,9 @@ def test_setup_failing_in_a_worker_is_a_setup_error_naming_the_node():
 
 
 def test_an_unpicklable_node_is_named_for_spawn():
-    pipeline = upstream() + Unpicklable() + PreCache(cache_size=2, num_workers=1, start_method="spawn")
+    pipeline = (
+        upstream() + Unpicklable() + PreCache(cache_size=2, num_workers=1, start_method="spawn")
+    )
     with gp.build(pipeline):
         with pytest.raises(PipelineSetupError, match="Unpicklable.*fork"):
             pipeline.request_batch(make_request())
