@@ -1,0 +1,222 @@
+"""Graph sources: `GraphSource` (an in-memory graph) and `CsvPointsSource` (points in a CSV file).
+
+Both index their nodes in a KD-tree at setup (`PointIndex`), so a request reads only the nodes
+in (or, for edges, near) its ROI, and `point_index(key)` lets `RandomLocation` sample near points.
+Edges that leave the requested ROI are cut at its border (`Graph.trim`) unless `trim=False`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..batch import Batch
+from ..errors import PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..graph import Edge, Graph, Node
+from ..pipeline import Source
+from ..spec import BatchRequest, GraphKey, GraphSpec, ProviderSpec
+from .graph_index import PointIndex
+
+
+class _IndexedGraph:
+    """A graph with its nodes in a KD-tree: serves the subgraph of any ROI quickly."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.node_list: list[Node] = graph.nodes
+        self.edge_list: list[Edge] = graph.edges
+        self.index = PointIndex(graph.locations, graph.node_ids)
+        position = {node.id: i for i, node in enumerate(self.node_list)}
+        self.edge_pos = np.array(
+            [(position[e.u], position[e.v]) for e in self.edge_list], dtype=np.int64
+        ).reshape(-1, 2)
+        if len(self.edge_pos):
+            locs = self.index.locations
+            lengths = np.linalg.norm(locs[self.edge_pos[:, 0]] - locs[self.edge_pos[:, 1]], axis=1)
+            self.max_edge_length = float(lengths.max())
+        else:
+            self.max_edge_length = 0.0
+
+    def subgraph(self, roi: Roi, spec: GraphSpec, trim: bool) -> Graph:
+        """The nodes inside `roi` (copies), plus edges cut at its border if `trim`."""
+        with_edges = trim and len(self.edge_pos) > 0
+        query = roi.grow(math.ceil(self.max_edge_length), math.ceil(self.max_edge_length))
+        picked = self.index.query_box(query if with_edges else roi)
+        near = Graph(spec=spec)
+        for i in picked.tolist():
+            node = self.node_list[i]
+            near._nodes[node.id] = node
+        if len(self.edge_pos) and len(picked):
+            selected = np.zeros(len(self.node_list), dtype=bool)
+            selected[picked] = True
+            keep = np.flatnonzero(selected[self.edge_pos[:, 0]] & selected[self.edge_pos[:, 1]])
+            for i in keep.tolist():
+                edge = self.edge_list[i]
+                near._edges[near._edge_key(edge.u, edge.v)] = edge
+        return near.crop(roi, trim=trim)
+
+
+def _unbounded(dims: int) -> Roi:
+    return Roi((None,) * dims, (None,) * dims)
+
+
+class GraphSource(Source):
+    """Serve an in-memory graph (a `Graph` or a networkx graph with `location` node
+    attributes, world units) under `key`.
+
+    `graph_spec` overrides the spec (e.g. its ROI; default: the graph's ROI, else unbounded).
+    `trim`: cut edges leaving a requested ROI at its border (new temporary nodes there).
+    """
+
+    def __init__(
+        self, key: GraphKey, graph: Any, graph_spec: GraphSpec | None = None, trim: bool = True
+    ) -> None:
+        self.key = key
+        self.graph = graph
+        self.graph_spec = graph_spec
+        self.trim = trim
+        self._indexed: _IndexedGraph | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__}({self.key})"
+
+    def _load(self) -> Graph:
+        graph = self.graph
+        if isinstance(graph, Graph):
+            return graph
+        if hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
+            return Graph.from_nx_graph(graph)
+        raise PipelineSetupError(
+            f"{self.name}: graph must be a gunpowder Graph or a networkx graph, "
+            f"got {type(graph).__name__}"
+        )
+
+    def setup(self, upstream_spec: Any = None) -> ProviderSpec:
+        if not isinstance(self.key, GraphKey):
+            raise PipelineSetupError(f"{self.name}: key must be a GraphKey, got {self.key!r}")
+        graph = self._load()
+        spec = graph.spec.copy()
+        if self.graph_spec is not None:
+            spec = spec.update_with(self.graph_spec)
+        if spec.directed is None:
+            spec.directed = graph.directed
+        if spec.roi is None:
+            dims = graph.dims
+            if dims is None:
+                raise PipelineSetupError(
+                    f"{self.name}: the graph is empty and has no ROI; pass "
+                    "graph_spec=GraphSpec(roi=...)"
+                )
+            spec.roi = _unbounded(dims)
+        graph = Graph(graph.nodes, graph.edges, spec)  # the source's own view, same nodes
+        self._indexed = _IndexedGraph(graph)
+        self._spec = spec
+        return ProviderSpec({self.key: spec})
+
+    def point_index(self, key: GraphKey) -> PointIndex | None:
+        """The KD-tree of all node locations of `key` (None for other keys)."""
+        if key != self.key or self._indexed is None:
+            return None
+        return self._indexed.index
+
+    def provide(self, request: BatchRequest, rng: np.random.Generator) -> Batch:
+        assert self._indexed is not None, "provide before setup"
+        spec = request[self.key]
+        roi = self._spec.roi if spec.roi is None else spec.roi
+        batch = Batch()
+        batch[self.key] = self._indexed.subgraph(roi, self._spec.replace(roi=roi), self.trim)
+        return batch
+
+
+_SPLIT = re.compile(r"[,\s;]+")
+
+
+def _read_csv(filename: str) -> np.ndarray:
+    """Rows of numbers from a CSV/whitespace file; `#` comments and a header line skipped."""
+    rows = []
+    with open(filename) as f:
+        for line_no, line in enumerate(f, 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            tokens = [t for t in _SPLIT.split(text) if t]
+            try:
+                rows.append([float(t) for t in tokens])
+            except ValueError:
+                if rows:
+                    raise ValueError(
+                        f"{filename}:{line_no}: can not read {text!r} as numbers"
+                    ) from None
+                continue  # a header line
+    if not rows:
+        return np.zeros((0, 0))
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise ValueError(f"{filename}: rows have different numbers of columns {sorted(widths)}")
+    return np.array(rows, dtype=np.float64)
+
+
+class CsvPointsSource(GraphSource):
+    """Points from a CSV file, one per line (e.g. `z, y, x[, id]`), under the GraphKey `points`.
+
+    `scale` multiplies the coordinates (e.g. voxel indices → world units with the voxel size);
+    `ndims`: None uses all columns (but `id_col`) as the location, n > 0 the first n, n < 0
+    all but the last |n|; `id_col`: the column with unique point ids (default: the row index).
+    `points_spec` overrides the spec; the default ROI is the points' bounding box.
+    """
+
+    def __init__(
+        self,
+        filename: str | Path,
+        points: GraphKey,
+        points_spec: GraphSpec | None = None,
+        scale: Any = None,
+        ndims: int | None = None,
+        id_col: int | None = None,
+    ) -> None:
+        super().__init__(points, None, points_spec)
+        self.filename = str(filename)
+        self.points = points
+        self.points_spec = points_spec
+        self.scale = scale
+        self.ndims = ndims
+        self.id_col = id_col
+
+    def _load(self) -> Graph:
+        try:
+            table = _read_csv(self.filename)
+        except (OSError, ValueError) as e:
+            raise PipelineSetupError(f"{self.name}: can not read {self.filename}: {e}") from e
+        columns = list(range(table.shape[1]))
+        ids = None
+        if self.id_col is not None:
+            if not -len(columns) <= self.id_col < len(columns):
+                raise PipelineSetupError(
+                    f"{self.name}: id_col={self.id_col} but {self.filename} has "
+                    f"{len(columns)} columns"
+                )
+            id_col = columns[self.id_col]
+            ids = table[:, id_col].astype(np.int64)
+            columns.remove(id_col)
+            if len(np.unique(ids)) != len(ids):
+                raise PipelineSetupError(f"{self.name}: the ids in column {id_col} are not unique")
+        if self.ndims is not None:
+            columns = columns[: self.ndims or None]
+        locations = table[:, columns]
+        if self.scale is not None:
+            locations = locations * np.asarray(self.scale, dtype=np.float64)
+        spec = GraphSpec(directed=False)
+        if len(locations) and (self.points_spec is None or self.points_spec.roi is None):
+            begin = np.floor(locations.min(axis=0))
+            end = np.floor(locations.max(axis=0)) + 1
+            spec.roi = Roi(Coordinate(begin), Coordinate(end - begin))
+        return Graph.from_arrays(locations, ids, spec=spec)
+
+
+__all__ = ["GraphSource", "CsvPointsSource"]
