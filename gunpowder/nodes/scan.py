@@ -80,25 +80,27 @@ def plan_shifts(
         grid = provided.get_lcm_voxel_size([k for k in vs_keys if k in provided])
     grid = grid or Coordinate((1,) * stride.dims)
     wanted = {k: r for k, r in _spatial_rois(request).items() if k in ref}
+    bounds = _provided_bounds(ref, provided)
     if wanted:
-        lo = Coordinate(
-            min(col) for col in zip(*[wanted[k].begin - ref[k].begin for k in wanted])
-        )
+        lo = Coordinate(min(col) for col in zip(*[wanted[k].begin - ref[k].begin for k in wanted]))
         hi = Coordinate(max(col) for col in zip(*[wanted[k].end - ref[k].end for k in wanted]))
         lo, hi = _floor_to(lo, grid), _ceil_to(hi, grid)
+        if bounds is not None and any(h < l for l, h in zip(lo, hi)):
+            # the request is smaller than the reference along an axis: one tile, moved back
+            # inside what upstream provides where possible
+            plo, phi = _ceil_to(bounds[0], grid), _floor_to(bounds[1], grid)
+            lo = Coordinate(
+                min(max(l, a), b) if h < l else l for l, h, a, b in zip(lo, hi, plo, phi)
+            )
+            hi = Coordinate(max(l, h) for l, h in zip(lo, hi))
     else:
-        bounds = {}
-        for k, r in ref.items():
-            have = provided[k].roi if k in provided else None
-            if have is None or have.unbounded:
-                raise PipelineRequestError(
-                    f"{name}: can not scan {k}: upstream provides it with ROI {have}, "
-                    "but an empty request scans the whole provided ROI, which must be bounded"
-                )
-            bounds[k] = (have.begin - r.begin, have.end - r.end)
-        lo = Coordinate(max(col) for col in zip(*[b[0] for b in bounds.values()]))
-        hi = Coordinate(min(col) for col in zip(*[b[1] for b in bounds.values()]))
-        lo, hi = _ceil_to(lo, grid), _floor_to(hi, grid)
+        if bounds is None:
+            unbounded = {k: provided[k].roi if k in provided else None for k in ref}
+            raise PipelineRequestError(
+                f"{name}: can not scan the whole upstream ROI: it is unbounded or unknown for "
+                f"{unbounded}; request a ROI instead of an empty request"
+            )
+        lo, hi = _ceil_to(bounds[0], grid), _floor_to(bounds[1], grid)
         if any(h < l for l, h in zip(lo, hi)):
             raise PipelineRequestError(
                 f"{name}: the reference request does not fit into what upstream provides: "
@@ -111,6 +113,21 @@ def plan_shifts(
             f"{name}: the reference ROI shapes {stride} are smaller than the voxel size {grid}"
         )
     return tile_shifts(lo, hi, stride)
+
+
+def _provided_bounds(
+    ref: dict[Any, Roi], provided: ProviderSpec
+) -> tuple[Coordinate, Coordinate] | None:
+    """The range of shifts that keep every reference ROI inside its provided ROI."""
+    lo = hi = None
+    for k, r in ref.items():
+        have = provided[k].roi if k in provided else None
+        if have is None or have.unbounded:
+            return None
+        b, e = have.begin - r.begin, have.end - r.end
+        lo = b if lo is None else Coordinate(max(x, y) for x, y in zip(lo, b))
+        hi = e if hi is None else Coordinate(min(x, y) for x, y in zip(hi, e))
+    return None if lo is None else (lo, hi)
 
 
 def shifted(reference: ProviderSpec, shift: Coordinate, seed: int | None) -> BatchRequest:

@@ -99,8 +99,7 @@ def write_ome_ngff_entry(
     current = [
         ms
         for ms in find_multiscales(group_attrs.asdict()) or []
-        if ms.get("name") != name
-        and not any(d.get("path") == name for d in ms.get("datasets", ()))
+        if ms.get("name") != name and not any(d.get("path") == name for d in ms.get("datasets", ()))
     ]
     if version == "0.4":
         entry["version"] = "0.4"
@@ -124,7 +123,9 @@ def open_or_create_zarr(
     else created with `resolution`/`offset` attributes and OME-NGFF metadata."""
     import zarr
 
-    root = zarr.open_group(container, mode="a", zarr_format=_existing_format(container, zarr_format))
+    root = zarr.open_group(
+        container, mode="a", zarr_format=_existing_format(container, zarr_format)
+    )
     where = f"{container}/{dataset}"
     if dataset in root:
         array = root[dataset]
