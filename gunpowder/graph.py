@@ -394,7 +394,9 @@ class Graph:
             raise TypeError(f"add_edge needs a gunpowder.graph.Edge, got {type(edge).__name__}")
         for end in (edge.u, edge.v):
             if end not in self._nodes:
-                raise ValueError(f"edge ({edge.u}, {edge.v}) refers to node {end}, not in the graph")
+                raise ValueError(
+                    f"edge ({edge.u}, {edge.v}) refers to node {end}, not in the graph"
+                )
         self._edges[self._edge_key(edge.u, edge.v)] = edge
 
     def add_edges(self, edges: Iterable[Edge]) -> None:

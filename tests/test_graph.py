@@ -44,9 +44,7 @@ def test_crop_keeps_exactly_the_nodes_inside(graph, roi):
     assert {n.id for n in cropped.nodes} == expected
     for n in cropped.nodes:
         assert n == graph.node(n.id)
-    expected_edges = {
-        (e.u, e.v) for e in graph.edges if e.u in expected and e.v in expected
-    }
+    expected_edges = {(e.u, e.v) for e in graph.edges if e.u in expected and e.v in expected}
     assert {(e.u, e.v) for e in cropped.edges} == expected_edges
     assert cropped.spec.roi == roi
     assert cropped.directed == graph.directed
@@ -102,8 +100,14 @@ def test_trim_segment_passing_through():
     assert locs == [(0.0, 0.0), (10.0, 10.0)]
     assert t.edges[0].attrs == {"w": 3}
     # a segment that misses the ROI gives nothing
-    assert len(Graph([Node(1, (-5, 20)), Node(2, (20, 50))], [Edge(1, 2)]).trim(
-        Roi((0, 0), (10, 10))).nodes) == 0
+    assert (
+        len(
+            Graph([Node(1, (-5, 20)), Node(2, (20, 50))], [Edge(1, 2)])
+            .trim(Roi((0, 0), (10, 10)))
+            .nodes
+        )
+        == 0
+    )
 
 
 def test_unbounded_crop_and_clip():
