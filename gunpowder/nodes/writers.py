@@ -31,28 +31,39 @@ from ..spec import ArrayKey, ProviderSpec
 # datasets: create or open with checked geometry
 
 
-def zarr_compressor(compression_type: Any) -> Any:
-    """A numcodecs codec for `compression_type` ("gzip", "zstd", "blosc", "lz4", "none",
-    a codec object) or "auto" (zarr's default) for None."""
+def zarr_compressor(compression_type: Any, zarr_format: int = 2) -> Any:
+    """The compressor for `compression_type` ("gzip", "zstd", "blosc", "lz4", "none", or a
+    codec object) in a zarr v2 (numcodecs) or v3 (zarr.codecs) array; None: zarr's default."""
     if compression_type is None:
         return "auto"
     if not isinstance(compression_type, str):
         return compression_type
-    import numcodecs
-
     name = compression_type.lower()
-    codecs = {
-        "gzip": lambda: numcodecs.GZip(level=5),
-        "zlib": lambda: numcodecs.Zlib(level=5),
-        "zstd": lambda: numcodecs.Zstd(level=3),
-        "blosc": lambda: numcodecs.Blosc(cname="zstd", clevel=3),
-        "lz4": lambda: numcodecs.LZ4(),
-        "none": lambda: None,
-    }
+    if zarr_format == 2:
+        import numcodecs
+
+        codecs = {
+            "gzip": lambda: numcodecs.GZip(level=5),
+            "zlib": lambda: numcodecs.Zlib(level=5),
+            "zstd": lambda: numcodecs.Zstd(level=3),
+            "blosc": lambda: numcodecs.Blosc(cname="zstd", clevel=3),
+            "lz4": lambda: numcodecs.LZ4(),
+            "none": lambda: None,
+        }
+    else:
+        from zarr import codecs as zc
+
+        codecs = {
+            "gzip": lambda: zc.GzipCodec(level=5),
+            "zstd": lambda: zc.ZstdCodec(level=3),
+            "blosc": lambda: zc.BloscCodec(cname="zstd", clevel=3),
+            "lz4": lambda: zc.BloscCodec(cname="lz4", clevel=5),
+            "none": lambda: None,
+        }
     if name not in codecs:
         raise ValueError(
-            f"unknown compression_type {compression_type!r}; use one of {sorted(codecs)} "
-            "or a numcodecs codec"
+            f"unknown compression_type {compression_type!r} for zarr format {zarr_format}; "
+            f"use one of {sorted(codecs)} or a codec object"
         )
     return codecs[name]()
 
@@ -123,9 +134,8 @@ def open_or_create_zarr(
     else created with `resolution`/`offset` attributes and OME-NGFF metadata."""
     import zarr
 
-    root = zarr.open_group(
-        container, mode="a", zarr_format=_existing_format(container, zarr_format)
-    )
+    zarr_format = _existing_format(container, zarr_format)
+    root = zarr.open_group(container, mode="a", zarr_format=zarr_format)
     where = f"{container}/{dataset}"
     if dataset in root:
         array = root[dataset]
@@ -138,7 +148,7 @@ def open_or_create_zarr(
         shape=shape,
         chunks=tuple(max(1, c) for c in chunks),
         dtype=np.dtype(dtype),
-        compressors=zarr_compressor(compression_type),
+        compressors=zarr_compressor(compression_type, zarr_format),
         fill_value=0,
     )
     write_spatial_metadata(array.attrs, voxel_size, roi.offset)

@@ -1,0 +1,168 @@
+"""ZarrWrite / Hdf5Write: data and metadata round-trip through the sources, driven by Scan."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gunpowder.batch import Array
+from gunpowder.errors import PipelineRequestError, PipelineSetupError
+from gunpowder.geometry import Coordinate, Roi
+from gunpowder.io_metadata import read_ome_ngff, read_spatial_metadata
+from gunpowder.nodes.array_source import ArraySource
+from gunpowder.nodes.scan import Scan
+from gunpowder.nodes.sources import Hdf5Source, ZarrSource
+from gunpowder.nodes.writers import Hdf5Write, ZarrWrite
+from gunpowder.pipeline import build
+from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
+
+RAW = ArrayKey("RAW")
+LABELS = ArrayKey("WRITER_LABELS")
+
+
+def make_array(vs, offset, shape, channels=(), dtype=np.float32, seed=0):
+    vs, shape = Coordinate(vs), Coordinate(shape)
+    data = np.random.default_rng(seed).random(tuple(channels) + tuple(shape)) * 100
+    return Array(data.astype(dtype), ArraySpec(roi=Roi(offset, shape * vs), voxel_size=vs))
+
+
+def write(array, writer, tile_voxels, workers=1, extra=None):
+    vs = array.spec.voxel_size
+    reference = BatchRequest(
+        {RAW: ArraySpec(roi=Roi((0,) * vs.dims, Coordinate(tile_voxels) * vs))}
+    )
+    source = ArraySource(RAW, array)
+    if extra is not None:
+        source = (source, ArraySource(LABELS, extra)) + _merge()
+        reference[LABELS] = reference[RAW].copy()
+    with build(source + writer + Scan(reference, num_workers=workers, progress=False)) as p:
+        p.request_batch(BatchRequest())
+
+
+def _merge():
+    from gunpowder.pipeline import MultiNode
+
+    class Merge(MultiNode):
+        def setup(self, specs):
+            out = specs[0].copy()
+            for s in specs[1:]:
+                out = out.update_with(s)
+            return out
+
+        def prepare(self, request, rng):
+            reqs = []
+            for spec in self.upstream_spec:
+                r = BatchRequest({k: v for k, v in request.items() if k in spec})
+                reqs.append(r if len(r) else None)
+            return reqs, None
+
+        def process(self, batches, ctx):
+            out = batches[0]
+            for b in batches[1:]:
+                if b is not None:
+                    out = out.merge(b)
+            return out
+
+    return Merge()
+
+
+def read_back(source, key=RAW):
+    with build(source) as p:
+        spec = p.spec[key]
+        return p.request_batch(BatchRequest({key: ArraySpec(roi=spec.roi)}))[key]
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    vs=st.sampled_from([(1, 1, 1), (40, 4, 4), (8, 6, 2)]),
+    offset_vox=st.tuples(*[st.integers(-3, 3)] * 3),
+    shape=st.tuples(*[st.integers(1, 9)] * 3),
+    tile=st.tuples(*[st.integers(1, 5)] * 3),
+    channels=st.sampled_from([(), (3,)]),
+    fmt=st.sampled_from(["zarr2", "zarr3", "hdf5"]),
+)
+def test_round_trip_data_and_metadata(tmp_path_factory, vs, offset_vox, shape, tile, channels, fmt):
+    out = tmp_path_factory.mktemp("w")
+    offset = Coordinate(offset_vox) * Coordinate(vs)
+    array = make_array(vs, offset, shape, channels)
+    tile = tuple(min(t, s) for t, s in zip(tile, shape))
+    if fmt == "hdf5":
+        write(array, Hdf5Write({RAW: "volumes/raw"}, str(out), compression_type="gzip"), tile)
+        got = read_back(Hdf5Source(str(out / "output.hdf"), {RAW: "volumes/raw"}))
+        with h5py.File(out / "output.hdf", "r") as f:
+            ds = f["volumes/raw"]
+            meta = read_spatial_metadata(dict(ds.attrs), ds.ndim)
+    else:
+        zf = 2 if fmt == "zarr2" else 3
+        writer = ZarrWrite({RAW: "volumes/raw"}, str(out), "o.zarr", "gzip", zarr_format=zf)
+        write(array, writer, tile, workers=2)
+        got = read_back(ZarrSource(str(out / "o.zarr"), {RAW: "volumes/raw"}))
+        z = zarr.open_array(str(out / "o.zarr"), path="volumes/raw", mode="r")
+        assert z.metadata.zarr_format == zf
+        meta = read_spatial_metadata(z.attrs.asdict(), z.ndim)
+        group = zarr.open_group(str(out / "o.zarr"), path="volumes", mode="r")
+        ome = read_ome_ngff(group.attrs.asdict(), "raw", z.ndim)
+        assert (ome.voxel_size, ome.offset) == (Coordinate(vs), offset)
+        assert ("ome" in group.attrs) == (zf == 3)
+    assert (meta.voxel_size, meta.offset) == (Coordinate(vs), offset)
+    assert got.spec.roi == array.spec.roi and got.spec.voxel_size == array.spec.voxel_size
+    np.testing.assert_array_equal(got.data, array.data)
+
+
+def test_dtypes_and_several_datasets(tmp_path):
+    raw = make_array((4, 4, 4), (0, 0, 0), (6, 7, 8))
+    labels = make_array((4, 4, 4), (0, 0, 0), (6, 7, 8), dtype=np.uint64, seed=1)
+    writer = ZarrWrite(
+        {RAW: "raw", LABELS: "seg/labels"}, str(tmp_path), dataset_dtypes={RAW: np.float16}
+    )
+    write(raw, writer, (4, 4, 4), extra=labels)
+    root = zarr.open_group(str(tmp_path / "output.zarr"), mode="r")
+    assert root["raw"].dtype == np.float16 and root["seg/labels"].dtype == np.uint64
+    np.testing.assert_array_equal(root["raw"][:], raw.data.astype(np.float16))
+    np.testing.assert_array_equal(root["seg/labels"][:], labels.data)
+    ome = read_ome_ngff(root["seg"].attrs.asdict(), "labels", 3)
+    assert ome.voxel_size == Coordinate(4, 4, 4)
+
+
+def test_existing_dataset_with_other_geometry_is_a_clear_error(tmp_path):
+    write(
+        make_array((1, 1, 1), (0, 0, 0), (4, 4, 4)),
+        ZarrWrite({RAW: "raw"}, str(tmp_path)),
+        (2, 2, 2),
+    )
+    other = make_array((1, 1, 1), (0, 0, 0), (5, 4, 4))
+    with pytest.raises(
+        PipelineRequestError, match=r"ZarrWrite: RAW: .*raw already exists with shape"
+    ):
+        write(other, ZarrWrite({RAW: "raw"}, str(tmp_path)), (2, 2, 2))
+    # the same geometry again: opened and overwritten in place
+    again = make_array((1, 1, 1), (0, 0, 0), (4, 4, 4), seed=5)
+    write(again, ZarrWrite({RAW: "raw"}, str(tmp_path)), (3, 3, 3))
+    np.testing.assert_array_equal(
+        zarr.open_array(str(tmp_path / "output.zarr"), path="raw")[:], again.data
+    )
+
+
+def test_writer_needs_its_keys_and_a_bounded_roi(tmp_path):
+    array = make_array((1, 1, 1), (0, 0, 0), (4, 4, 4))
+    with pytest.raises(PipelineSetupError, match=r"Hdf5Write: needs WRITER_LABELS"):
+        with build(ArraySource(RAW, array) + Hdf5Write({LABELS: "x"}, str(tmp_path))):
+            pass
+    with pytest.raises(TypeError, match="dataset_names"):
+        ZarrWrite("raw")
+
+
+def test_writer_passes_batches_through(tmp_path):
+    array = make_array((1, 1, 1), (0, 0, 0), (4, 5, 6))
+    sub = Roi((1, 1, 1), (2, 3, 4))
+    with build(ArraySource(RAW, array) + ZarrWrite({RAW: "raw"}, str(tmp_path))) as p:
+        batch = p.request_batch(BatchRequest({RAW: ArraySpec(roi=sub)}))
+    np.testing.assert_array_equal(batch[RAW].data, array.crop(sub).data)
+    stored = zarr.open_array(str(tmp_path / "output.zarr"), path="raw")[:]
+    assert stored.shape == (4, 5, 6)
+    np.testing.assert_array_equal(stored[1:3, 1:4, 1:5], array.crop(sub).data)
+    assert not stored[0].any()
