@@ -1,0 +1,141 @@
+"""`SimpleAugment`: random mirrors and transposes of all arrays and graphs of a batch (1.x)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import PipelineRequestError
+from ..geometry import Coordinate
+from ..pipeline import Node
+from ..spec import BatchRequest
+from ..transforms.augment_simple import (
+    MirrorTranspose,
+    allowed_permutations,
+    permutation_weights,
+)
+from .elastic import move_graph
+
+
+class SimpleAugment(Node):
+    """Randomly mirror and transpose spatial axes of every array and graph (1.x arguments).
+
+    `mirror_only`/`transpose_only`: the spatial axes that may be mirrored/transposed (default
+    all; transposes by default only among axes whose voxel sizes agree in every array).
+    `mirror_probs`: probability per axis (default 0.5). `transpose_probs`: None (every
+    permutation equally likely), a {permutation: weight} dict, or per-axis probabilities of
+    being moved. Mirrors and transposes are about a centre on the voxel grid, so no half-voxel
+    shifts occur; the upstream request is the mirrored/transposed ROI. Applied with
+    probability `p`.
+    """
+
+    def __init__(
+        self,
+        mirror_only: Sequence[int] | None = None,
+        transpose_only: Sequence[int] | None = None,
+        mirror_probs: Sequence[float] | None = None,
+        transpose_probs: Sequence[float] | dict | None = None,
+        p: float = 1.0,
+    ) -> None:
+        self.mirror_only = None if mirror_only is None else tuple(int(a) for a in mirror_only)
+        self.transpose_only = (
+            None if transpose_only is None else tuple(int(a) for a in transpose_only)
+        )
+        self.mirror_probs = None if mirror_probs is None else tuple(float(v) for v in mirror_probs)
+        self.transpose_probs = transpose_probs
+        self.p = float(p)
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"SimpleAugment: p must be in [0, 1], got {p}")
+
+    def _draw(self, request: BatchRequest, rng: np.random.Generator) -> MirrorTranspose | None:
+        specs = {k: s for k, s in request.items() if s.roi is not None and not s.roi.unbounded}
+        specs = {k: s for k, s in specs.items() if not getattr(s, "nonspatial", False)}
+        if not specs:
+            return None
+        dims = next(iter(specs.values())).roi.dims
+        if any(s.roi.dims != dims for s in specs.values()):
+            raise PipelineRequestError(f"{self.name}: requested ROIs differ in dimensions")
+        voxel_sizes = [
+            Coordinate(s.voxel_size)
+            for k, s in request.array_specs.items()
+            if k in specs and s.voxel_size is not None
+        ]
+        for axes, what in (
+            (self.mirror_only, "mirror_only"),
+            (self.transpose_only, "transpose_only"),
+        ):
+            if axes is not None and any(a < 0 or a >= dims for a in axes):
+                raise PipelineRequestError(
+                    f"{self.name}: {what} {axes} names axes outside the {dims} spatial axes"
+                )
+        probs = self.mirror_probs or (0.5,) * dims
+        if len(probs) != dims:
+            raise PipelineRequestError(
+                f"{self.name}: mirror_probs needs one probability per spatial axis ({dims}), "
+                f"got {probs}"
+            )
+        mirror_axes = range(dims) if self.mirror_only is None else self.mirror_only
+        draws = rng.random(dims)
+        mirror = tuple(bool(draws[d] < probs[d]) and d in mirror_axes for d in range(dims))
+
+        axes = tuple(range(dims)) if self.transpose_only is None else self.transpose_only
+        perms = allowed_permutations(dims, axes)
+        compatible = [
+            p for p in perms if all(vs[a] == vs[p[a]] for vs in voxel_sizes for a in range(dims))
+        ]
+        if self.transpose_only is not None and len(compatible) < len(perms):
+            raise PipelineRequestError(
+                f"{self.name}: transpose_only {self.transpose_only} mixes axes of different "
+                f"voxel sizes {[tuple(v) for v in voxel_sizes]}"
+            )
+        weights = permutation_weights(compatible, self.transpose_probs)
+        perm = compatible[int(rng.choice(len(compatible), p=weights))]
+
+        lcm = np.ones(dims, dtype=np.int64)
+        for vs in voxel_sizes:
+            lcm = np.lcm(lcm, np.array(vs, dtype=np.int64))
+        total = None
+        for s in specs.values():
+            total = s.roi if total is None else total.union(s.roi)
+        # a centre on every array's grid: mirrored and transposed ROIs stay on their grids
+        centre = tuple(
+            int(round((b + e) / 2 / l)) * int(l) for b, e, l in zip(total.begin, total.end, lcm)
+        )
+        return MirrorTranspose(perm, mirror, centre)
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        if rng.random() >= self.p:
+            return request, None
+        transform = self._draw(request, rng)
+        if transform is None or transform.is_identity:
+            return request, None
+        upstream = request.copy()
+        for key, spec in request.items():
+            if (
+                spec.roi is not None
+                and not spec.roi.unbounded
+                and not getattr(spec, "nonspatial", False)
+            ):
+                upstream[key] = spec.replace(roi=transform.source_roi(spec.roi))
+        return upstream, (transform, request)
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        transform, request = ctx
+        for key, spec in request.items():
+            if spec.roi is None or spec.roi.unbounded or getattr(spec, "nonspatial", False):
+                continue
+            value = batch[key]
+            if key in request.array_specs:
+                source = transform.source_roi(spec.roi)
+                if value.spec.roi != source:
+                    value = value.crop(source, copy=False)
+                data = transform.apply(value.data)
+                batch[key] = Array(data, value.spec.replace(roi=spec.roi), value.attrs)
+            else:
+                batch[key] = move_graph(value, transform.to_target, spec.roi, self.name, key)
+        return batch

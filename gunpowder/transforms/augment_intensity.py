@@ -1,0 +1,134 @@
+"""Intensity augmentations as pure numpy functions: scale/shift per slab, noise, gamma, blur.
+
+Spatial axes are the last axes of an array; random values come in as arguments or from a
+`numpy.random.Generator` passed in, never from global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import product
+
+import numpy as np
+from scipy import ndimage
+
+
+def slabs(shape: Sequence[int], slab: Sequence[int] | None) -> Iterator[tuple[slice, ...]]:
+    """Index tuples of the blocks of `shape` cut into slabs of `slab` (-1: the whole axis).
+
+    `slab` applies to the last len(slab) axes; None gives a single block.
+    """
+    shape = tuple(shape)
+    if slab is None:
+        yield (Ellipsis,)
+        return
+    slab = tuple(int(s) for s in slab)
+    if len(slab) > len(shape):
+        raise ValueError(f"slab {slab} has more axes than the array's shape {shape}")
+    tail = shape[len(shape) - len(slab) :]
+    sizes = [n if s in (-1, 0) or s >= n else s for n, s in zip(tail, slab)]
+    starts = [range(0, n, s) for n, s in zip(tail, sizes)]
+    for begin in product(*starts):
+        yield (Ellipsis,) + tuple(slice(b, b + s) for b, s in zip(begin, sizes))
+
+
+def count_slabs(shape: Sequence[int], slab: Sequence[int] | None) -> int:
+    """How many blocks `slabs(shape, slab)` yields."""
+    return sum(1 for _ in slabs(shape, slab))
+
+
+def scale_shift(
+    data: np.ndarray,
+    scales: np.ndarray,
+    shifts: np.ndarray,
+    slab: Sequence[int] | None = None,
+    clip: bool = True,
+) -> np.ndarray:
+    """`mean + (a - mean) * scale + shift` per slab (mean of that slab), optionally clipped
+    to [0, 1]; one (scale, shift) per block of `slabs`. A new array of data's dtype."""
+    out = np.empty_like(data)
+    for block, scale, shift in zip(slabs(data.shape, slab), scales, shifts):
+        a = data[block]
+        mean = a.mean(dtype=np.float64)
+        np.multiply(a, scale, out=out[block], casting="unsafe")
+        out[block] += np.asarray(mean * (1.0 - scale) + shift, dtype=out.dtype)
+    if clip:
+        np.clip(out, 0, 1, out=out)
+    return out
+
+
+def add_noise(
+    data: np.ndarray, mode: str, rng: np.random.Generator, clip: bool = True, **kwargs: float
+) -> np.ndarray:
+    """`data` (floats in [0, 1] or [-1, 1]) with noise of `mode` (scikit-image's names).
+
+    gaussian (mean=0, var=0.01), speckle (a + a * n, mean=0, var=0.01), poisson (counts at
+    2**ceil(log2(#values)) levels), salt, pepper, s&p (amount=0.05, salt_vs_pepper=0.5).
+    `clip` keeps the range ([-1, 1] if data has negative values, else [0, 1]).
+    """
+    low = -1.0 if data.size and float(data.min()) < 0 else 0.0
+    dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
+    a = data.astype(dtype, copy=False)
+    mean = float(kwargs.pop("mean", 0.0))
+    var = float(kwargs.pop("var", 0.01))
+    amount = float(kwargs.pop("amount", 0.05))
+    salt_vs_pepper = float(kwargs.pop("salt_vs_pepper", 0.5))
+    kwargs.pop("seed", None)
+    kwargs.pop("rng", None)
+    if kwargs:
+        raise TypeError(f"unexpected arguments for {mode!r} noise: {sorted(kwargs)}")
+    if mode == "gaussian":
+        out = a + (rng.standard_normal(a.shape, dtype=np.float32) * np.sqrt(var) + mean).astype(
+            dtype
+        )
+    elif mode == "speckle":
+        noise = rng.standard_normal(a.shape, dtype=np.float32) * np.sqrt(var) + mean
+        out = a + a * noise.astype(dtype)
+    elif mode == "poisson":
+        levels = len(np.unique(a))
+        levels = 2 ** np.ceil(np.log2(max(levels, 1)))
+        shifted = (a + 1.0) / 2.0 if low < 0 else a
+        out = (rng.poisson(np.clip(shifted, 0, None) * levels) / levels).astype(dtype)
+        if low < 0:
+            out = out * 2.0 - 1.0
+    elif mode in ("salt", "pepper", "s&p"):
+        ratio = {"salt": 1.0, "pepper": 0.0}.get(mode, salt_vs_pepper)
+        out = a.copy()
+        hit = rng.random(a.shape) < amount
+        salt = rng.random(a.shape) < ratio
+        out[hit & salt] = 1.0
+        out[hit & ~salt] = low
+    else:
+        raise ValueError(
+            f"unknown noise mode {mode!r}: use gaussian, speckle, poisson, salt, pepper or s&p"
+        )
+    if clip:
+        np.clip(out, low, 1.0, out=out)
+    return out.astype(dtype, copy=False)
+
+
+def gamma(data: np.ndarray, value: float) -> np.ndarray:
+    """`data ** value` for non-negative intensities (a new array, floats kept)."""
+    return np.power(
+        data, value, dtype=data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
+    )
+
+
+def blur_sections(
+    data: np.ndarray, sections: Sequence[int], sigmas: Sequence[float], axis: int, spatial_dims: int
+) -> np.ndarray:
+    """`data` with each listed section (index along spatial `axis`) blurred in its plane by a
+    gaussian of the matching sigma (voxels); other sections unchanged. A new array."""
+    out = data.copy()
+    axis = data.ndim - spatial_dims + axis
+    for index, sigma in zip(sections, sigmas):
+        section = np.take(data, index, axis=axis)
+        lead = data.ndim - spatial_dims
+        sig = [0.0] * lead + [float(sigma)] * (spatial_dims - 1)
+        blurred = ndimage.gaussian_filter(
+            section.astype(np.float32, copy=False), sig, mode="reflect"
+        )
+        idx = [slice(None)] * data.ndim
+        idx[axis] = index
+        out[tuple(idx)] = blurred.astype(data.dtype, copy=False)
+    return out
