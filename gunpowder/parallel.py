@@ -9,6 +9,10 @@ pipeline (files open per process), send batches back through pipes with pickle p
 
 from __future__ import annotations
 
+import glob
+import io
+import itertools
+import mmap
 import multiprocessing
 import os
 import pickle
@@ -17,6 +21,8 @@ import struct
 import threading
 import traceback
 import weakref
+from collections import deque
+from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -85,13 +91,43 @@ def _context(method: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# the wire: pickle protocol 5, large buffers out of band, read straight into their final place
+# the wire: pickle protocol 5 with array data out of band. Large data goes through reusable
+# shared-memory slots (files in /dev/shm, mapped once by both sides): the worker copies a batch's
+# arrays into a free slot, the main process hands out arrays that view the slot, and reports the
+# slot free when the last of them is gone. Without /dev/shm the data crosses the pipe instead,
+# read straight into its final buffer.
 
-_HEADER = struct.Struct("<QQ")  # payload length, number of out-of-band buffers
+_HEADER = struct.Struct("<QQ")  # envelope length, payload length
+_SHM_DIR = "/dev/shm"
+_SLOT_MIN_BYTES = 1 << 20  # a message with less out-of-band data uses the pipe
+_SLOT_GRAIN = 1 << 20  # slot sizes are multiples of this
+_ALIGN = 64
 
 
-def send_message(fd: int, message: Any) -> None:
-    """Write `message` to the pipe `fd`; array data is written from where it lies."""
+class _Pickler(pickle.Pickler):
+    """Pickles a strided view (a transposed or flipped array) as its contiguous base buffer
+    plus strides, so it travels out of band instead of being copied into the stream."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not np.ndarray or obj.nbytes < _IN_BAND_BYTES or obj.dtype.hasobject:
+            return NotImplemented
+        if obj.flags.c_contiguous or obj.flags.f_contiguous:
+            return NotImplemented
+        base = obj
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        if base is obj or not base.flags.c_contiguous or base.nbytes > 2 * obj.nbytes:
+            return np.ascontiguousarray, (np.ascontiguousarray(obj),)  # one copy, then out of band
+        offset = obj.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        flat = base.reshape(-1).view(np.uint8)
+        return _strided, (pickle.PickleBuffer(flat), offset, obj.shape, obj.strides, obj.dtype)
+
+
+def _strided(buffer: Any, offset: int, shape: tuple, strides: tuple, dtype: Any) -> np.ndarray:
+    return np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
+
+
+def _pickle(message: Any) -> tuple[memoryview, list[memoryview]]:
     buffers: list[memoryview] = []
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
@@ -104,27 +140,167 @@ def send_message(fd: int, message: Any) -> None:
         buffers.append(raw)
         return False
 
-    payload = pickle.dumps(message, protocol=5, buffer_callback=out_of_band)
-    sizes = struct.pack(f"<{len(buffers)}Q", *(b.nbytes for b in buffers))
-    _write_all(fd, _HEADER.pack(len(payload), len(buffers)) + sizes + payload)
-    for b in buffers:
+    stream = io.BytesIO()
+    _Pickler(stream, protocol=5, buffer_callback=out_of_band).dump(message)
+    return stream.getbuffer(), buffers
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def shm_available() -> bool:
+    return os.name == "posix" and os.path.isdir(_SHM_DIR) and os.access(_SHM_DIR, os.W_OK)
+
+
+class _Slot:
+    __slots__ = ("id", "path", "size", "mm", "busy")
+
+    def __init__(self, id: int, path: str, size: int, mm: mmap.mmap) -> None:
+        self.id, self.path, self.size, self.mm, self.busy = id, path, size, mm, False
+
+
+class SlotSender:
+    """Worker side: puts a message's out-of-band buffers into a free shared-memory slot.
+
+    Slot files are named `<prefix><n>`; the receiver unlinks each once it has mapped it.
+    A slot is busy until the receiver reports it free (`free(ids)`).
+    """
+
+    def __init__(self, prefix: str | None) -> None:
+        self.prefix = prefix  # None: everything crosses the pipe
+        self.slots: dict[int, _Slot] = {}
+        self.count = 0
+
+    def free(self, ids: Any) -> None:
+        for i in ids:
+            slot = self.slots.get(i)
+            if slot is not None:
+                slot.busy = False
+
+    def place(self, buffers: list[memoryview]) -> tuple[Any, list[int]]:
+        """Copy `buffers` into a slot: (slot id, path if new, size, spans), retired ids."""
+        total = sum(_aligned(b.nbytes) for b in buffers)
+        if self.prefix is None or total < _SLOT_MIN_BYTES:
+            return None, []
+        free = [s for s in self.slots.values() if not s.busy]
+        fitting = [s for s in free if s.size >= total]
+        retired: list[int] = []
+        if fitting:
+            slot, path = min(fitting, key=lambda s: s.size), None
+        else:
+            for s in free:  # too small for what comes now: give their memory back
+                del self.slots[s.id]
+                s.mm.close()
+                _unlink(s.path)
+                retired.append(s.id)
+            slot = self._new_slot(-(-total // _SLOT_GRAIN) * _SLOT_GRAIN)
+            if slot is None:
+                return None, retired
+            path = slot.path
+        spans = []
+        offset = 0
+        for b in buffers:
+            slot.mm[offset : offset + b.nbytes] = b
+            spans.append((offset, b.nbytes))
+            offset += _aligned(b.nbytes)
+        slot.busy = True
+        return (slot.id, path, slot.size, spans), retired
+
+    def _new_slot(self, size: int) -> _Slot | None:
+        path = f"{self.prefix}{self.count}"
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        except OSError:
+            return None
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)  # no SIGBUS later on a full /dev/shm
+            else:  # pragma: no cover
+                os.ftruncate(fd, size)
+            mm = mmap.mmap(fd, size)
+        except OSError:
+            _unlink(path)
+            return None
+        finally:
+            os.close(fd)
+        slot = _Slot(self.count, path, size, mm)
+        self.slots[slot.id] = slot
+        self.count += 1
+        return slot
+
+    def unlink_all(self) -> None:
+        for slot in list(self.slots.values()):
+            _unlink(slot.path)
+
+
+class SlotReceiver:
+    """Main side: maps a worker's slots once; arrays of a batch view its slot, which is
+    reported free (`on_free(slot id)`) when the last of them is garbage collected."""
+
+    def __init__(self, on_free: Any = None) -> None:
+        self.maps: dict[int, mmap.mmap] = {}
+        self.on_free = on_free
+
+    def buffers(self, slot: Any, retired: list[int]) -> list[Any]:
+        for i in retired:
+            self.maps.pop(i, None)  # unmapped when the last array viewing it is gone
+        if slot is None:
+            return []
+        slot_id, path, size, spans = slot
+        if path is not None:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                self.maps[slot_id] = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+                _unlink(path)
+        end = max(o + n for o, n in spans) if spans else 0
+        backing = np.frombuffer(self.maps[slot_id], dtype=np.uint8, count=end)
+        if self.on_free is not None:
+            weakref.finalize(backing, self.on_free, slot_id)
+        return [backing[o : o + n] for o, n in spans]
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def send_message(fd: int, message: Any, sender: SlotSender | None = None) -> None:
+    """Write `message` to the pipe `fd`; array data goes through a slot of `sender` if it
+    has one free (or can make one), else through the pipe from where it lies."""
+    payload, buffers = _pickle(message)
+    slot, retired = sender.place(buffers) if sender is not None else (None, [])
+    inline = buffers if slot is None else []
+    envelope = pickle.dumps(([b.nbytes for b in inline], slot, retired), protocol=5)
+    _write_all(fd, _HEADER.pack(len(envelope), payload.nbytes) + envelope)
+    _write_all(fd, payload)
+    for b in inline:
         _write_all(fd, b)
 
 
-def receive_message(fd: int) -> Any:
+def receive_message(fd: int, receiver: SlotReceiver | None = None) -> Any:
     """Read one message from the pipe `fd` (EOFError if the writer is gone)."""
     header = bytearray(_HEADER.size)
     _read_into(fd, header)
-    length, count = _HEADER.unpack(header)
-    sizes_raw = bytearray(8 * count)
-    _read_into(fd, sizes_raw)
-    payload = bytearray(length)
+    envelope_length, payload_length = _HEADER.unpack(header)
+    envelope = bytearray(envelope_length)
+    _read_into(fd, envelope)
+    inline_sizes, slot, retired = pickle.loads(envelope)
+    payload = bytearray(payload_length)
     _read_into(fd, payload)
-    buffers = []
-    for size in struct.unpack(f"<{count}Q", sizes_raw):
+    buffers: list[Any] = []
+    for size in inline_sizes:
         buffer = bytearray(size)
         _read_into(fd, buffer)
         buffers.append(buffer)
+    if slot is not None or retired:
+        if receiver is None:
+            raise ValueError("a message in shared memory needs a SlotReceiver")
+        buffers += receiver.buffers(slot, retired)
     return pickle.loads(payload, buffers=buffers)
 
 
@@ -182,7 +358,7 @@ def _describe_exception(e: BaseException) -> dict[str, Any]:
     }
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(sender: SlotSender) -> None:
     """A thread that ends this process as soon as the process that started it is gone."""
     parent = multiprocessing.parent_process()
     if parent is None:
@@ -190,17 +366,21 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         wait([parent.sentinel])
+        sender.unlink_all()  # nobody will map them now
         os._exit(3)
 
     threading.Thread(target=watch, name="gunpowder-parent-watch", daemon=True).start()
 
 
-def _worker_main(payload: Any, tasks: Any, results: Any, index: int) -> None:
-    """Set up the pipeline, then answer (generation, i, request) tasks until told to stop."""
+def _worker_main(
+    payload: Any, tasks: Any, results: Any, index: int, shm_prefix: str | None
+) -> None:
+    """Set up the pipeline, then answer ("task", generation, i, request) until told to stop."""
     global _in_worker
     _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _exit_with_parent()
+    sender = SlotSender(shm_prefix)
+    _exit_with_parent(sender)
     fd = results.fileno()
     _grow_pipe(fd)
     pipeline = None
@@ -220,10 +400,11 @@ def _worker_main(payload: Any, tasks: Any, results: Any, index: int) -> None:
         return
     try:
         send_message(fd, ("ready", index, -1, -1, pipeline.spec))
-        _serve_tasks(pipeline, tasks, fd, index)
+        _serve_tasks(pipeline, tasks, fd, index, sender)
     except OSError:  # the main process closed the pool (broken pipe): nothing left to do
         pass
     finally:
+        sender.unlink_all()
         try:
             pipeline.teardown()
         except Exception:
@@ -239,21 +420,42 @@ def _first_not_set_up(p: Pipeline) -> str | None:
     return p.node.name if p.node.spec is None else None
 
 
-def _serve_tasks(pipeline: Pipeline, tasks: Any, fd: int, index: int) -> None:
-    while True:
+def _read_control(tasks: Any, queue: deque, sender: SlotSender, block: bool) -> bool:
+    """Take what the main process sent (tasks, freed slots); False once told to stop."""
+    while block or tasks.poll():
+        block = False
         try:
-            task = tasks.recv()
+            message = tasks.recv()
         except (EOFError, OSError):
+            return False
+        if message is None:
+            return False
+        if message[0] == "free":
+            sender.free(message[1])
+        else:
+            queue.append(message)
+    return True
+
+
+def _serve_tasks(pipeline: Pipeline, tasks: Any, fd: int, index: int, sender: SlotSender) -> None:
+    queue: deque = deque()
+    while True:
+        if not _read_control(tasks, queue, sender, block=not queue):
             return
-        if task is None:
-            return
-        generation, i, request = task
+        if not queue:
+            continue
+        _, generation, i, request = queue.popleft()
+        if any(task[1] > generation for task in queue):  # the run was restarted: skip
+            send_message(fd, ("skipped", index, generation, i, None))
+            continue
         try:
             message: tuple = ("batch", index, generation, i, make_batch(pipeline, request))
         except Exception as e:
             message = ("error", index, generation, i, _describe_exception(e))
+        if not _read_control(tasks, queue, sender, block=False):
+            return
         try:
-            send_message(fd, message)
+            send_message(fd, message, sender)
         except OSError:
             raise
         except Exception as e:  # the batch could not be pickled (nothing was written yet)
@@ -268,11 +470,12 @@ def _serve_tasks(pipeline: Pipeline, tasks: Any, fd: int, index: int) -> None:
 class _Worker:
     """The main process's view of one worker."""
 
-    def __init__(self, index: int, process: Any, tasks: Any, results: Any) -> None:
+    def __init__(self, index: int, process: Any, tasks: Any, results: Any, on_free: Any) -> None:
         self.index = index
         self.process = process
         self.tasks = tasks
         self.results = results
+        self.receiver = SlotReceiver(on_free)
         self.outstanding: list[tuple[int, int]] = []  # (generation, i) sent, not answered
         self.alive = True
 
@@ -299,6 +502,10 @@ class _PoolCore:
         self.results: dict[int, tuple] = {}
         self.wake_r, self.wake_w = os.pipe()
         self.thread: threading.Thread | None = None
+        self.freed: deque[tuple[int, int]] = deque()  # (worker, slot) to report free
+        self.shm_prefix = (
+            f"{_SHM_DIR}/gunpowder-{os.getpid()}-{next(_pool_ids)}-" if shm_available() else None
+        )
 
     # starting ---------------------------------------------------------------------------
     def start(self, pipeline: Pipeline) -> None:
@@ -308,16 +515,18 @@ class _PoolCore:
             for index in range(self.num_workers):
                 task_r, task_w = ctx.Pipe(duplex=False)
                 result_r, result_w = ctx.Pipe(duplex=False)
+                prefix = None if self.shm_prefix is None else f"{self.shm_prefix}{index}-"
                 process = ctx.Process(
                     target=_worker_main,
-                    args=(payload, task_r, result_w, index),
+                    args=(payload, task_r, result_w, index, prefix),
                     name=f"gunpowder-{self.owner}-worker-{index}",
                     daemon=True,
                 )
                 process.start()
                 task_r.close()
                 result_w.close()  # the worker holds the only write end: its death is EOF
-                self.workers.append(_Worker(index, process, task_w, result_r))
+                on_free = partial(_report_free, self.freed, index)
+                self.workers.append(_Worker(index, process, task_w, result_r, on_free))
         except BaseException:
             self.close()
             raise
@@ -337,9 +546,12 @@ class _PoolCore:
                     alive = [w for w in self.workers if w.alive]
                 by_conn = {w.results: w for w in alive}
                 by_sentinel = {w.process.sentinel: w for w in alive}
-                ready = wait([*by_conn, *by_sentinel, self.wake_r])
+                ready = wait([*by_conn, *by_sentinel, self.wake_r], timeout=0.1)
                 if self.closed:
                     return
+                if self.freed:
+                    with self.cond:
+                        self._send_frees()
                 for obj in ready:
                     if obj in by_conn:
                         self._receive(by_conn[obj])
@@ -363,7 +575,7 @@ class _PoolCore:
 
     def _receive(self, w: _Worker) -> None:
         try:
-            message = receive_message(w.results.fileno())
+            message = receive_message(w.results.fileno(), w.receiver)
         except (EOFError, OSError):
             self._died(w)
             return
@@ -373,7 +585,7 @@ class _PoolCore:
         """Read what a worker wrote before it ended."""
         try:
             while w.alive and w.results.poll(0):
-                self._on_message(w, receive_message(w.results.fileno()))
+                self._on_message(w, receive_message(w.results.fileno(), w.receiver))
         except (EOFError, OSError):
             pass
 
@@ -396,7 +608,7 @@ class _PoolCore:
             else:
                 if (generation, i) in w.outstanding:
                     w.outstanding.remove((generation, i))
-                if generation == self.generation:
+                if generation == self.generation and kind != "skipped":
                     self.results[i] = message
                 self._dispatch()
             self.cond.notify_all()
@@ -453,7 +665,10 @@ class _PoolCore:
 
     def _dispatch(self) -> None:
         """Send tasks while the window and the workers allow (holding the lock)."""
-        if self.fatal is not None or self.closed or self.request is None:
+        if self.fatal is not None or self.closed:
+            return
+        self._send_frees()
+        if self.request is None:
             return
         while (self.limit is None or self.next_task < self.limit) and (
             self.next_task - self.next_claim < self.window
@@ -465,11 +680,25 @@ class _PoolCore:
             i = self.next_task
             request = self.request.with_seed(derive_seed(self.base_seed, i))
             try:
-                w.tasks.send((self.generation, i, request))
+                w.tasks.send(("task", self.generation, i, request))
             except (OSError, ValueError):
                 return  # the worker is gone: its sentinel tells the collector
             w.outstanding.append((self.generation, i))
             self.next_task += 1
+
+    def _send_frees(self) -> None:
+        """Tell workers which of their slots the main process no longer uses (holding the lock)."""
+        by_worker: dict[int, list[int]] = {}
+        while self.freed:
+            index, slot = self.freed.popleft()
+            by_worker.setdefault(index, []).append(slot)
+        for index, slots in by_worker.items():
+            w = self.workers[index]
+            if w.alive:
+                try:
+                    w.tasks.send(("free", slots))
+                except (OSError, ValueError):
+                    pass
 
     def next_batch(self) -> Batch:
         """The next batch in order (blocks); raises what its worker raised."""
@@ -550,12 +779,23 @@ class _PoolCore:
         for w in self.workers:
             w.tasks.close()
             w.alive = False
+        if self.shm_prefix is not None:  # slots no process mapped yet
+            for path in glob.glob(glob.escape(self.shm_prefix) + "*"):
+                _unlink(path)
         if thread is None or not thread.is_alive():
             for fd in (self.wake_r, self.wake_w):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+
+
+def _report_free(freed: deque, worker: int, slot: int) -> None:
+    """Runs wherever the last array of a batch is collected: only queue it (deque is atomic)."""
+    freed.append((worker, slot))
+
+
+_pool_ids = itertools.count()
 
 
 def _stop_processes(processes: list[Any]) -> None:

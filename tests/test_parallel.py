@@ -21,6 +21,8 @@ import gunpowder as gp
 from gunpowder.errors import PipelineSetupError
 from gunpowder.parallel import (
     PreCache,
+    SlotReceiver,
+    SlotSender,
     WorkerDiedError,
     WorkerError,
     in_worker,
@@ -380,12 +382,12 @@ def test_ctrl_c_stops_all_workers_and_returns(tmp_path, method):
 # the wire
 
 
-def _roundtrip(message):
+def _roundtrip(message, sender=None, receiver=None):
     r, w = os.pipe()
     try:
-        writer = threading.Thread(target=send_message, args=(w, message))
+        writer = threading.Thread(target=send_message, args=(w, message, sender))
         writer.start()
-        got = receive_message(r)
+        got = receive_message(r, receiver)
         writer.join()
     finally:
         os.close(r)
@@ -423,3 +425,41 @@ def test_large_arrays_travel_out_of_band_and_arrive_writable():
     assert isinstance(data.base, (bytearray, memoryview)) or data.base is not None
     np.testing.assert_array_equal(data, big)
     data[0, 0, 0] = -1  # writable: nodes downstream may work in place
+
+
+def test_shared_memory_slots_are_reused_once_the_arrays_are_gone(tmp_path):
+    sender = SlotSender(f"{tmp_path}/slot-")
+    receiver = SlotReceiver(on_free=lambda slot: sender.free([slot]))
+    big = np.arange(600_000, dtype=np.float32).reshape(600, 1000)  # 2.4 MB: goes in a slot
+    for k in range(5):
+        got = _roundtrip((k, big.T), sender, receiver)
+        np.testing.assert_array_equal(got[1], big.T)
+        assert not list(tmp_path.iterdir())  # the receiver unlinked the slot file on mapping
+        del got  # the last array of the message: its slot is free again
+    assert len(sender.slots) == 1 and len(receiver.maps) == 1
+    kept = _roundtrip(big, sender, receiver)  # held: the next message needs another slot
+    again = _roundtrip(big + 1, sender, receiver)
+    assert len(sender.slots) == 2
+    np.testing.assert_array_equal(kept, big)
+    np.testing.assert_array_equal(again, big + 1)
+    huge = np.zeros(2_000_000, np.float32)  # too big for the free slots: they are retired
+    del kept, again
+    _roundtrip(huge, sender, receiver)
+    assert len(sender.slots) == 1 and len(receiver.maps) == 1
+
+
+def test_large_batches_from_workers_use_few_slots_and_leave_no_files():
+    prefix_glob = f"/dev/shm/gunpowder-{os.getpid()}-*"
+    node = PreCache(cache_size=2, num_workers=1)
+    raw = np.ones((20, 160, 160), np.float32)
+    source = gp.ArraySource(RAW, gp.Array(raw, gp.ArraySpec(gp.Roi((0, 0, 0), (40, 160, 160)), VS)))
+    labels = ArrayFunction(RAW, to_labels, target=LABELS, dtype=np.uint64)
+    pipeline = source + labels + Jitter() + node
+    request = make_request((8, 120, 120))  # 1.4 MB of arrays per batch: through a slot
+    with gp.build(pipeline):
+        for _ in range(12):
+            batch = pipeline.request_batch(request)
+            assert batch[LABELS].data.shape == (8, 120, 120)
+        maps = node._pool._core.workers[0].receiver.maps
+        assert 1 <= len(maps) <= 5  # cache_size + the batch in hand, not one per batch
+    assert not __import__("glob").glob(prefix_glob)
