@@ -3,6 +3,7 @@ the admissible locations."""
 
 import itertools
 import logging
+import pickle
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
+from gunpowder.graph import Graph
 from gunpowder.nodes.combine import MergeProvider
+from gunpowder.nodes.graph_sources import GraphSource
 from gunpowder.nodes.location import MaskSummary, RandomLocation, SpecifiedLocation
 from gunpowder.nodes.reject import Reject
 
@@ -18,6 +21,7 @@ RAW = gp.ArrayKey("RAW")
 MASK = gp.ArrayKey("LOC_MASK")
 LABELS = gp.ArrayKey("LOC_LABELS")
 SHIFT = gp.ArrayKey("LOC_SHIFT")
+POINTS = gp.GraphKey("LOC_POINTS")
 
 
 class SpySource(gp.ArraySource):
@@ -118,8 +122,8 @@ def test_random_location_errors():
     with gp.build(pipeline):
         with pytest.raises(gp.PipelineRequestError, match=r"RandomLocation.*RAW.*requested shape"):
             pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (5, 2, 2))}, shift=False))
-    with pytest.raises(NotImplementedError, match="graph"):
-        RandomLocation(ensure_nonempty=gp.GraphKey("LOC_POINTS"))
+    with pytest.raises(TypeError, match="GraphKey"):
+        RandomLocation(ensure_nonempty=RAW)
     with pytest.raises(ValueError, match="needs a mask"):
         RandomLocation(min_masked=0.5)
     with pytest.raises(gp.PipelineSetupError, match=r"RandomLocation.*LOC_MASK"):
@@ -272,6 +276,21 @@ def test_unreachable_min_masked_fails_after_max_tries():
             pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (4, 4, 4))}))
 
 
+def test_location_nodes_pickle_for_worker_processes():
+    mask = np.ones((4, 4, 4), np.uint8)
+    pipeline, *_ = mask_pipeline(mask, min_masked=0.5, mask=MASK)
+    roi = gp.Roi((0, 0, 0), (4, 4, 4))
+    with gp.build(pipeline):
+        expected = pipeline.request_batch(request({RAW: roi}, 11))[SHIFT].data
+    copy = pickle.loads(pickle.dumps(pipeline))
+    with gp.build(copy):
+        np.testing.assert_array_equal(
+            copy.request_batch(request({RAW: roi}, 11))[SHIFT].data, expected
+        )
+    node = pickle.loads(pickle.dumps(SpecifiedLocation([(1, 1, 1)])))
+    assert node._next_index(np.random.default_rng(0)) == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # SpecifiedLocation
 
@@ -374,7 +393,80 @@ def test_reject_gives_up_with_a_clear_error():
     with gp.build(pipeline):
         with pytest.raises(gp.PipelineRequestError, match=r"Reject.*LOC_MASK.*after 20 tries"):
             pipeline.request_batch(request({RAW: gp.Roi((0, 0, 0), (2, 2, 2))}))
-    with pytest.raises(NotImplementedError, match="graph"):
-        Reject(MASK, ensure_nonempty=gp.GraphKey("LOC_POINTS"))
+    with pytest.raises(TypeError, match="GraphKey"):
+        Reject(MASK, ensure_nonempty=RAW)
     with pytest.raises(ValueError, match="needs a mask"):
         Reject()
+
+
+# ---------------------------------------------------------------------------------------------
+# graphs: shifted with the arrays, ensure_nonempty
+
+
+def points_pipeline(locations, *nodes):
+    """RAW over [0, 40)^3 (voxel size 2) and a graph with points at `locations`."""
+    raw = source(RAW, np.zeros((20, 20, 20), np.uint8), (0, 0, 0), (2, 2, 2))
+    roi = gp.Roi((0, 0, 0), (40, 40, 40))
+    graph = Graph.from_arrays(np.asarray(locations, float), spec=gp.GraphSpec(roi=roi))
+    pipeline = (raw, GraphSource(POINTS, graph)) + MergeProvider()
+    for node in nodes:
+        pipeline = pipeline + node
+    return pipeline
+
+
+def graph_request(roi, seed, shift=True):
+    r = request({RAW: roi}, seed, shift)
+    r[POINTS] = gp.GraphSpec(roi=roi)
+    return r
+
+
+def test_graphs_move_with_the_arrays():
+    rng = np.random.default_rng(0)
+    locations = rng.uniform(0, 40, size=(200, 3))
+    pipeline = points_pipeline(locations, RandomLocation(random_shift_key=SHIFT))
+    roi = gp.Roi((100, 100, 100), (10, 12, 8))
+    with gp.build(pipeline):
+        for seed in range(10):
+            batch = pipeline.request_batch(graph_request(roi, seed))
+            shift = np.array(batch[SHIFT].data, float)
+            assert batch[POINTS].spec.roi == roi
+            inside = np.all((locations >= np.array(roi.begin) + shift), axis=1) & np.all(
+                locations < np.array(roi.end) + shift, axis=1
+            )
+            got = np.sort(batch[POINTS].locations, axis=0)
+            np.testing.assert_allclose(got, np.sort(locations[inside] - shift, axis=0))
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**32), st.booleans())
+def test_ensure_nonempty_places_a_point_in_every_batch(seed, centered):
+    locations = [[5.5, 31.0, 7.2], [33.3, 3.1, 30.9]]
+    node = RandomLocation(ensure_nonempty=POINTS, ensure_centered=centered, random_shift_key=SHIFT)
+    pipeline = points_pipeline(locations, node)
+    roi = gp.Roi((0, 0, 0), (6, 6, 6))
+    with gp.build(pipeline):
+        for s in range(5):
+            batch = pipeline.request_batch(graph_request(roi, seed + s))
+            points = batch[POINTS].locations
+            assert len(points) >= 1
+            if centered:
+                centre_voxel = gp.Roi((2, 2, 2), (2, 2, 2))
+                assert any(centre_voxel.contains(tuple(np.floor(p).astype(int))) for p in points)
+
+
+def test_p_nonempty_zero_is_uniform_and_reject_can_ensure_points():
+    locations = [[5.0, 5.0, 5.0]]
+    roi = gp.Roi((0, 0, 0), (20, 20, 20))
+    uniform = points_pipeline(locations, RandomLocation(ensure_nonempty=POINTS, p_nonempty=0))
+    with gp.build(uniform):
+        counts = [
+            len(uniform.request_batch(graph_request(roi, s, False))[POINTS]) for s in range(30)
+        ]
+    assert 0 in counts
+    rejecting = points_pipeline(locations, RandomLocation(), Reject(ensure_nonempty=POINTS))
+    with gp.build(rejecting):
+        for s in range(5):
+            assert len(rejecting.request_batch(graph_request(roi, s, False))[POINTS]) == 1
+        # the graph need not be requested: Reject reads it for the request's box
+        batch = rejecting.request_batch(request({RAW: roi}, 3, shift=False))
+        assert POINTS not in batch

@@ -7,11 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
+from gunpowder.graph import Graph
 from gunpowder.nodes.combine import MergeProvider
+from gunpowder.nodes.graph_sources import GraphSource
 from gunpowder.nodes.pad_crop import Crop, Pad
 
 RAW = gp.ArrayKey("RAW")
 OTHER = gp.ArrayKey("PAD_OTHER")
+POINTS = gp.GraphKey("PAD_POINTS")
 
 
 class SpySource(gp.ArraySource):
@@ -138,6 +141,24 @@ def test_pad_errors_name_node_and_key():
     pipeline = make_source(np.zeros((4, 4)), (0, 0), (1, 1)) + Pad(RAW, (1, 1))
     with gp.build(pipeline), pytest.raises(gp.PipelineRequestError, match="outside the provided"):
         pipeline.request_batch(request_for(gp.Roi((-2, 0), (2, 2))))
+
+
+def test_pad_graph_keeps_the_points_under_the_padded_roi():
+    roi = gp.Roi((0, 0), (10, 10))
+    locations = np.array([[1.0, 1.0], [9.5, 0.5], [5.0, 5.0]])
+    graph = Graph.from_arrays(locations, spec=gp.GraphSpec(roi=roi))
+    pipeline = GraphSource(POINTS, graph) + Pad(POINTS, (4, 4))
+    with gp.build(pipeline):
+        assert pipeline.spec[POINTS].roi == gp.Roi((-4, -4), (18, 18))
+        wanted = gp.Roi((-4, -4), (10, 8))
+        request = gp.BatchRequest({POINTS: gp.GraphSpec(roi=wanted)}, random_seed=0)
+        batch = pipeline.request_batch(request)
+        assert batch[POINTS].spec.roi == wanted
+        np.testing.assert_allclose(batch[POINTS].locations, [[1.0, 1.0]])
+        outside = gp.Roi((-4, 10), (4, 4))
+        request = gp.BatchRequest({POINTS: gp.GraphSpec(roi=outside)}, random_seed=0)
+        batch = pipeline.request_batch(request)
+        assert batch[POINTS].spec.roi == outside and len(batch[POINTS]) == 0
 
 
 # ---------------------------------------------------------------------------------------------

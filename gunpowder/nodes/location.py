@@ -7,6 +7,7 @@ data and shift the batch back, so the caller gets exactly the ROIs it asked for.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -18,7 +19,14 @@ from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..pipeline import Node
-from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+from ..spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
+from .graph_support import (
+    graph_nonempty,
+    point_index_for,
+    read_point_index,
+    shift_graph,
+    shifts_near_points,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +105,7 @@ def shift_batch(batch: Batch, offset: Coordinate, node: str) -> Batch:
         if isinstance(key, ArrayKey):
             batch[key] = Array(value.data, spec.replace(roi=spec.roi.shift(offset)), value.attrs)
         else:
-            shift = getattr(value, "shift", None)
-            if shift is None:
-                raise PipelineRequestError(f"{node}: can not shift {key} (no shift method)")
-            moved = shift(offset)
-            batch[key] = value if moved is None else moved
+            batch[key] = shift_graph(value, offset)
     return batch
 
 
@@ -323,10 +327,15 @@ class RandomLocation(Node):
     are used: the mask ROI checked is the requested mask ROI, or else the bounding box of the
     request. The mask is summarised once (per-block counts read blockwise at the first request,
     never the whole mask at once); candidate locations are drawn uniformly and rejected on that
-    summary, reading the mask only where the summary can not decide. `random_shift_key` stores
-    the shift (world units) as a nonspatial int64 array. Subclasses may override
-    `accepts(request)` to veto shifted requests. Graph options (`ensure_nonempty`,
-    `p_nonempty`, `ensure_centered`, `point_balance_radius`) need graph support.
+    summary, reading the mask only where the summary can not decide.
+
+    With `ensure_nonempty` (a GraphKey), a request is, with probability `p_nonempty`, placed
+    so that a point of that graph lies in its ROI (the graph's requested ROI, else the request's
+    bounding box) -- in its central voxel with `ensure_centered` -- choosing points with weight
+    1 / (points within `point_balance_radius`). Points come from the upstream source's point
+    index, or are read once. `random_shift_key` stores the shift (world units) as a nonspatial
+    int64 array. Subclasses may override `accepts(request)` to veto shifted requests. After
+    `max_tries` candidate locations a `PipelineRequestError` explains what failed.
     """
 
     drives_upstream = True
@@ -341,22 +350,23 @@ class RandomLocation(Node):
         self,
         min_masked: float = 0,
         mask: ArrayKey | None = None,
-        ensure_nonempty: Any = None,
+        ensure_nonempty: GraphKey | None = None,
         p_nonempty: float = 1.0,
-        ensure_centered: Any = None,
-        point_balance_radius: int = 1,
+        ensure_centered: bool | None = None,
+        point_balance_radius: float = 1,
         random_shift_key: ArrayKey | None = None,
         max_tries: int = 10_000,
     ) -> None:
-        if ensure_nonempty is not None or ensure_centered:
-            raise NotImplementedError(
-                "RandomLocation: ensure_nonempty/ensure_centered need graph support, which is "
-                "not available yet"
-            )
         if not 0 <= min_masked <= 1:
             raise ValueError(f"RandomLocation: min_masked must be in [0, 1], got {min_masked}")
         if min_masked > 0 and mask is None:
             raise ValueError("RandomLocation: min_masked > 0 needs a mask (an ArrayKey)")
+        if ensure_nonempty is not None and not isinstance(ensure_nonempty, GraphKey):
+            raise TypeError(
+                f"RandomLocation: ensure_nonempty must be a GraphKey, got {ensure_nonempty!r}"
+            )
+        if not 0 <= p_nonempty <= 1:
+            raise ValueError(f"RandomLocation: p_nonempty must be in [0, 1], got {p_nonempty}")
         self.min_masked = min_masked
         self.mask = mask
         self.ensure_nonempty = ensure_nonempty
@@ -366,23 +376,24 @@ class RandomLocation(Node):
         self.random_shift_key = random_shift_key
         self.max_tries = max_tries
         self._summary: MaskSummary | None = None
-        self._summary_lock = threading.Lock()
+        self._points: Any = None
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_summary_lock", None)
+        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._summary_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     @property
     def _uses_mask(self) -> bool:
         return self.mask is not None and self.min_masked > 0
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        self.require(upstream_spec, self.mask)
+        self.require(upstream_spec, self.mask, self.ensure_nonempty)
         if self._uses_mask:
             roi = upstream_spec[self.mask].roi
             if roi is None or roi.unbounded:
@@ -393,6 +404,7 @@ class RandomLocation(Node):
         spec = provided_everywhere(upstream_spec)
         add_nonspatial_key(spec, self.random_shift_key, self.name, "random_shift_key")
         self._summary = None
+        self._points = None
         return spec
 
     def accepts(self, request: BatchRequest) -> bool:
@@ -403,8 +415,7 @@ class RandomLocation(Node):
         upstream = request.copy()
         if self.random_shift_key is not None and self.random_shift_key in upstream:
             del upstream[self.random_shift_key]
-        shift = self.choose_shift(upstream, rng, fetch)
-        batch = fetch(shift_request(upstream, shift)) if len(upstream) else Batch()
+        batch, shift = self._place(upstream, rng, fetch)
         batch = shift_batch(batch, -shift, self.name)
         if self.random_shift_key is not None and self.random_shift_key in request:
             batch[self.random_shift_key] = Array(
@@ -413,10 +424,10 @@ class RandomLocation(Node):
         return batch
 
     # the random draw ----------------------------------------------------------------------
-    def choose_shift(
+    def _place(
         self, request: BatchRequest, rng: np.random.Generator, fetch: Fetch
-    ) -> Coordinate:
-        """A random shift (world units) that places `request` inside the upstream data."""
+    ) -> tuple[Batch, Coordinate]:
+        """Draw shifts until one meets every condition; the upstream batch there and the shift."""
         provided = self.upstream_spec
         rois = {
             k: (s.roi, provided[k].roi)
@@ -424,7 +435,9 @@ class RandomLocation(Node):
             if is_spatial(s) and not s.roi.unbounded
         }
         if not rois:
-            return Coordinate(())
+            dims = next((s.roi.dims for s in provided.values() if is_spatial(s)), 0)
+            shift = Coordinate((0,) * dims)
+            return (fetch(request) if len(request) else Batch()), shift
         dims = next(iter(rois.values()))[0].dims
         keys = list(rois)
         mask_roi = None
@@ -435,20 +448,39 @@ class RandomLocation(Node):
                 keys.append(self.mask)
         step = lcm_voxel_size(provided, keys, dims)
         k_lo, k_hi = placement_range(rois, step, self.name)
-        step_arr = np.array(step, dtype=np.int64)
         summary = self._mask_summary(fetch) if mask_roi is not None else None
         if summary is not None and summary.total == 0:
             raise PipelineRequestError(
                 f"{self.name}: mask {self.mask} has no masked-in voxel in {summary.roi}; no "
                 f"location can reach min_masked={self.min_masked}"
             )
-        tries = 0
+        graph = self.ensure_nonempty
+        nonempty = graph is not None and (self.p_nonempty >= 1 or rng.random() < self.p_nonempty)
+        if nonempty:
+            graph_roi = request[graph].roi if graph in request else total_roi(request)
+            near = shifts_near_points(
+                graph_roi,
+                self._point_index(fetch),
+                k_lo,
+                k_hi,
+                step,
+                rng,
+                ensure_centered=bool(self.ensure_centered),
+                point_balance_radius=self.point_balance_radius,
+            )
+            rounds: Any = (np.array([next(near)], dtype=np.int64) for _ in itertools.count())
+        else:
+            step_arr = np.array(step, dtype=np.int64)
+            n = self.candidates_per_round
+            rounds = (
+                rng.integers(k_lo, k_hi + 1, size=(n, dims)) * step_arr for _ in itertools.count()
+            )
+        tries = empty = 0
         exact: dict[tuple, float] = {}  # masked-in fractions read this request, by shift
-        while tries < self.max_tries:
-            n = min(self.candidates_per_round, self.max_tries - tries)
-            shifts = rng.integers(k_lo, k_hi + 1, size=(n, dims)) * step_arr
-            tries += n
-            candidates: Any = range(n)
+        for shifts in rounds:
+            shifts = shifts[: self.max_tries - tries]
+            tries += len(shifts)
+            candidates: Any = range(len(shifts))
             if summary is not None:
                 begins = np.array(mask_roi.begin, dtype=np.int64) + shifts
                 low, high = summary.fraction_bounds(begins, begins + np.array(mask_roi.shape))
@@ -460,17 +492,30 @@ class RandomLocation(Node):
                         exact[shift] = self._exact_fraction(mask_roi.shift(shift), fetch)
                     if exact[shift] < self.min_masked:
                         continue
-                if self.accepts(shift_request(request, shift)):
-                    return shift
+                shifted = shift_request(request, shift)
+                if not self.accepts(shifted):
+                    continue
+                batch = fetch(shifted)
+                if nonempty and graph in batch and not graph_nonempty(batch, graph):
+                    empty += 1
+                    continue
+                return batch, shift
+            if tries >= self.max_tries:
+                break
+        reasons = []
         if summary is not None:
             overall = summary.total / float(np.prod(summary.extent))
-            raise PipelineRequestError(
-                f"{self.name}: found no location where at least {self.min_masked} of mask "
-                f"{self.mask} (ROI shape {mask_roi.shape}) is masked in, after {tries} random "
-                f"tries ({len(exact)} read exactly); {overall:.3g} of the whole mask is masked in"
+            reasons.append(
+                f"at least {self.min_masked} of mask {self.mask} (ROI shape {mask_roi.shape}) "
+                f"masked in ({len(exact)} locations read exactly; {overall:.3g} of the whole "
+                "mask is masked in)"
             )
+        if nonempty:
+            reasons.append(f"a point of {graph} inside ({empty} batches came back empty)")
+        reasons.append("accepted by accepts()")
         raise PipelineRequestError(
-            f"{self.name}: accepts() rejected all {tries} random locations for {_keys(request)}"
+            f"{self.name}: found no location for {_keys(request)} after {tries} random tries "
+            f"that is {'; '.join(reasons)}"
         )
 
     def _exact_fraction(self, roi: Roi, fetch: Fetch) -> float:
@@ -479,7 +524,7 @@ class RandomLocation(Node):
 
     def _mask_summary(self, fetch: Fetch) -> MaskSummary:
         """The mask summary, read blockwise from upstream the first time it is needed."""
-        with self._summary_lock:
+        with self._lock:
             if self._summary is None:
                 spec = self.upstream_spec[self.mask]
                 vs = spec.voxel_size or Coordinate((1,) * spec.roi.dims)
@@ -492,6 +537,25 @@ class RandomLocation(Node):
                     spec.roi, vs, read, self.mask_summary_blocks, self.mask_read_voxels
                 )
             return self._summary
+
+    def _point_index(self, fetch: Fetch) -> Any:
+        """The points of `ensure_nonempty`: the upstream source's index, else read once."""
+        with self._lock:
+            if self._points is None:
+                key = self.ensure_nonempty
+                index = None
+                if self.upstream_pipelines:
+                    index = point_index_for(self.upstream_pipelines[0], key)
+                if index is None:
+                    roi = self.upstream_spec[key].roi
+                    if roi is None or roi.unbounded:
+                        raise PipelineRequestError(
+                            f"{self.name}: no point index of {key} upstream, and its ROI {roi} "
+                            "is unbounded, so its points can not be read once to find them"
+                        )
+                    index = read_point_index(fetch, key, roi)
+                self._points = index
+            return self._points
 
 
 def _keys(request: ProviderSpec) -> str:
@@ -562,7 +626,9 @@ class SpecifiedLocation(Node):
         keys = [k for k, s in request.items() if is_spatial(s)]
         step = lcm_voxel_size(self.upstream_spec, keys, total.dims)
         skipped = []
-        for _ in range(len(self.locations)):
+        # in turn without jitter, one round decides; random choices and jitter get more rounds
+        rounds = 1 if not (self.choose_randomly or self.jitter is not None) else 10
+        for _ in range(rounds * len(self.locations)):
             index = self._next_index(rng)
             location = self.locations[index]
             if location.dims != total.dims:
@@ -578,7 +644,7 @@ class SpecifiedLocation(Node):
             shifted = shift_request(request, shift)
             if fits(shifted, self.upstream_spec):
                 return shifted, (shift, index)
-            skipped.append(location)
+            skipped.append(tuple(location))
             logger.warning(
                 "%s: location %s would take the request %s outside the upstream data; skipped",
                 self.name,
@@ -586,7 +652,8 @@ class SpecifiedLocation(Node):
                 total,
             )
         raise PipelineRequestError(
-            f"{self.name}: none of the locations tried ({skipped}) can hold the request "
+            f"{self.name}: none of the locations tried ({sorted(set(skipped))}) can hold the "
+            f"request "
             f"{_keys(request)} inside the upstream ROIs"
         )
 

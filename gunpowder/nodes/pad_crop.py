@@ -12,7 +12,8 @@ from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..pipeline import Node
-from ..spec import ArrayKey, BatchRequest, ProviderSpec
+from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
+from .graph_support import pad_graph, pad_graph_request, pad_graph_spec
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
 
@@ -46,6 +47,7 @@ class Pad(Node):
     the data read only the data they need and are filled with `value` (default 0) in
     `mode="constant"`, or like `numpy.pad` in modes "edge", "reflect", "symmetric", "wrap".
     A request wholly outside the data reads one voxel of it (for its channels and dtype).
+    For a graph key, the points inside the data are returned under the padded ROI.
     """
 
     def __init__(self, key: ArrayKey, size: Any, value: Any = None, mode: str = "constant") -> None:
@@ -72,6 +74,9 @@ class Pad(Node):
             raise PipelineSetupError(
                 f"{self.name}: size {size} has {size.dims} dimensions, {self.key} has {roi.dims}"
             )
+        if isinstance(self.key, GraphKey):
+            spec[self.key] = pad_graph_spec(array, self.size)
+            return spec
         vs = array.voxel_size
         if vs is not None and not size.is_multiple_of(vs):
             raise PipelineSetupError(
@@ -96,6 +101,10 @@ class Pad(Node):
         data_roi = have.roi
         if data_roi.contains(wanted) or wanted.empty:
             return request, None
+        if isinstance(self.key, GraphKey):
+            upstream = request.copy()
+            upstream[self.key] = request[self.key].replace(roi=pad_graph_request(wanted, data_roi))
+            return upstream, wanted
         vs = have.voxel_size or Coordinate((1,) * wanted.dims)
         begin, shape, indices, inside = [], [], [], []
         for d in range(wanted.dims):
@@ -124,6 +133,9 @@ class Pad(Node):
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
+            return batch
+        if isinstance(self.key, GraphKey):
+            batch[self.key] = pad_graph(batch[self.key], ctx)
             return batch
         wanted, indices, inside = ctx
         array = batch[self.key]
@@ -179,7 +191,7 @@ class Crop(Node):
         have = array.roi
         if have is None:
             raise PipelineSetupError(f"{self.name}: {self.key} has no ROI upstream to crop")
-        vs = array.voxel_size or Coordinate((1,) * have.dims)
+        vs = getattr(array, "voxel_size", None) or Coordinate((1,) * have.dims)
         if self.roi is not None:
             roi = self.roi
             if roi.dims != have.dims:
