@@ -13,7 +13,14 @@ from .errors import (
     PipelineSetupError,
 )
 from .geometry import Coordinate, Roi
+from .graph import Edge, Graph, Node
 from .nodes.array_source import ArraySource
+from .nodes.arrays import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
+from .nodes.combine import MergeProvider, RandomProvider, Stack
+from .nodes.defects import DefectAugment, ShiftAugment
+from .nodes.elastic import DeformAugment, ElasticAugment
+from .nodes.graph_sources import CsvPointsSource, GraphSource
+from .nodes.intensity import BlurAugment, GammaAugment, IntensityAugment, NoiseAugment
 from .nodes.labels import (
     AddAffinities,
     AddBoundaryDistance,
@@ -22,8 +29,17 @@ from .nodes.labels import (
     GrowBoundary,
     RenumberConnectedComponents,
 )
+from .nodes.location import RandomLocation, SpecifiedLocation
+from .nodes.pad_crop import Crop, Pad
+from .nodes.profiling_nodes import PrintProfilingStats
+from .nodes.rasterize import RasterizationSettings, RasterizeGraph
+from .nodes.reject import Reject
 from .nodes.resample import DownSample, Resample, UpSample
+from .nodes.scan import Scan
+from .nodes.simple_augment import SimpleAugment
 from .nodes.sources import DatasetSource, Hdf5Source, ZarrSource
+from .nodes.writers import Hdf5Write, ZarrWrite
+from .parallel import PreCache
 from .pipeline import (
     ArrayFunction,
     FunctionNode,
@@ -37,6 +53,7 @@ from .pipeline import (
 )
 from .pipeline import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
 from .profiling import ProfilingStats
+from .snapshot import Snapshot
 from .spec import (
     ArrayKey,
     ArrayKeys,
