@@ -418,7 +418,8 @@ class BlockwiseSummary:
     dry_run: bool = False
     aborted: str = ""
     seconds: float = 0.0
-    results: list[BlockResult] = field(default_factory=list, repr=False)
+    block_seconds: float = 0.0
+    worker_rss: dict[int, tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -430,7 +431,19 @@ class BlockwiseSummary:
 
     @property
     def max_rss(self) -> int:
-        return max((r.rss for r in self.results), default=0)
+        """The largest resident memory (bytes) a worker process reported after a block."""
+        return max((peak for _, peak, _ in self.worker_rss.values()), default=0)
+
+    def add(self, result: BlockResult) -> None:
+        """Count `result` (memory stays bounded: only failures are kept whole)."""
+        self.block_seconds += result.seconds
+        if result.pid:
+            first, peak, count = self.worker_rss.get(result.pid, (result.rss, 0, 0))
+            self.worker_rss[result.pid] = (first, max(peak, result.rss), count + 1)
+        if result.ok:
+            self.done += 1
+        else:
+            self.failed.append(result)
 
     def __str__(self) -> str:
         p = self.plan
@@ -525,7 +538,22 @@ def done_blocks(plan: BlockPlan) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if dict(done.attrs).get("plan") != json.loads(json.dumps(plan.fingerprint())):
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.asarray(done[...]).ravel())
+    return np.flatnonzero(_done_mask(done, plan))
+
+
+def _done_mask(done: Any, plan: BlockPlan) -> np.ndarray:
+    """The done markers, flat (1 = done). A local zarr v2 array is read by listing its chunk
+    files (one per done block, never one per block), anything else by reading the array."""
+    folder = os.path.join(plan.container, plan.done_path)
+    if done.metadata.zarr_format == 2 and os.path.isdir(folder):
+        mask = np.zeros(plan.num_blocks, dtype=np.uint8)
+        grid = plan.grid
+        for entry in os.scandir(folder):
+            parts = entry.name.split(".")
+            if len(parts) == len(grid) and all(p.isdigit() for p in parts):
+                mask[np.ravel_multi_index(tuple(int(p) for p in parts), grid)] = 1
+        return mask
+    return np.asarray(done[...]).ravel()
 
 
 def plan_for(
@@ -592,9 +620,8 @@ def run_blockwise(
         summary.skipped = len(done)
         return summary
     done_array = _open_done(plan, overwrite, zarr_format)
-    done = set(np.flatnonzero(np.asarray(done_array[...]).ravel()).tolist())
-    todo = [i for i in range(plan.num_blocks) if i not in done]
-    summary.skipped = len(done)
+    todo = np.flatnonzero(_done_mask(done_array, plan) == 0)
+    summary.skipped = plan.num_blocks - len(todo)
     job = Job(
         uuid.uuid4().hex, pipeline, plan, int(retries), dict(dataset_dtypes or {}),
         compression_type, zarr_format,
@@ -622,13 +649,13 @@ def run_blockwise(
 
 
 def _drive(
-    runner: _Runner, job: Job, todo: list[int], summary: BlockwiseSummary, progress: bool
+    runner: _Runner, job: Job, todo: np.ndarray, summary: BlockwiseSummary, progress: bool
 ) -> None:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="blocks", unit="block", disable=not progress)
     try:
-        queue = iter(todo)
+        queue = (int(i) for i in todo)
         # the first block alone creates the output datasets (their channels and dtype come
         # from the pipeline); then the rest run concurrently
         missing = set(job.plan.outputs.values()) - set(_existing_outputs(job.plan))
@@ -653,11 +680,8 @@ def _drive(
 
 
 def _record(summary: BlockwiseSummary, result: BlockResult, bar: Any) -> None:
-    summary.results.append(result)
-    if result.ok:
-        summary.done += 1
-    else:
-        summary.failed.append(result)
+    summary.add(result)
+    if not result.ok:
         bar.set_postfix(failed=len(summary.failed))
     bar.update(1)
 

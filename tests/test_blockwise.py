@@ -307,7 +307,9 @@ def test_failing_block_is_reported_and_the_others_go_on(client, volume, tmp_path
     got = read(out)
     n = Coordinate(OUT_BLOCK)
     np.testing.assert_array_equal(got[n[0] :], expected[n[0] :])
-    assert 0 not in done_blocks(summary.plan)
+    markers = zarr.open_array(out, path=summary.plan.done_path)[...].ravel()
+    np.testing.assert_array_equal(done_blocks(summary.plan), np.flatnonzero(markers))
+    assert 0 not in done_blocks(summary.plan) and len(done_blocks(summary.plan)) == summary.done
     # fixed: the rerun computes only that block
     fixed = run_blockwise(pipeline(src), reference(), {PRED: "pred"}, out, client=client,
                           progress=False)  # fmt: skip
@@ -340,13 +342,57 @@ def test_memory_is_bounded_by_the_blocks_in_flight(client, tmp_path):
     assert summary.ok and summary.plan.num_blocks == 64
     output_bytes = 256**3 * 4
     assert max(samples) - baseline < output_bytes / 8, (max(samples) - baseline) / 2**20
-    for pid in {r.pid for r in summary.results}:
-        rss = [r.rss for r in summary.results if r.pid == pid]
-        assert len(rss) > 5 and max(rss) - rss[0] < output_bytes / 8, (max(rss) - rss[0]) / 2**20
+    assert len(summary.worker_rss) == 2
+    for first, peak, count in summary.worker_rss.values():  # after each worker's first block
+        assert count > 5 and peak - first < output_bytes / 8, (peak - first) / 2**20
     spot = zarr.open_array(out, path="pred")[100:102, 30:33, 200:204]
-    grid = np.meshgrid(*[np.arange(100, 104), np.arange(30, 35), np.arange(200, 206)], indexing="ij")
+    grid = np.meshgrid(
+        *[np.arange(100, 104), np.arange(30, 35), np.arange(200, 206)], indexing="ij"
+    )
     raw = ((grid[0] * 7 + grid[1] * 13 + grid[2] * 29) % 251).astype(np.float32)
     np.testing.assert_array_equal(spot, box_sum(raw))
+
+
+NET_SOURCE = """
+import torch
+
+def build():
+    torch.manual_seed(1)  # weights differ from the checkpoint's
+    return torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv3d(2, 3, 3))
+"""
+
+
+def test_predict_command_line(client, volume, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from gunpowder.predict import main
+
+    src, _ = volume
+    (tmp_path / "net.py").write_text(NET_SOURCE)
+    torch.manual_seed(7)
+    trained = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv3d(2, 3, 3)
+    )
+    torch.save({"model_state_dict": trained.state_dict()}, tmp_path / "ckpt")
+    raw = zarr.open_array(src, path="raw")[...]
+    with torch.no_grad():
+        expected = trained(torch.as_tensor(raw[None, None] / 255.0, dtype=torch.float32))[0]
+    common = ["--model", f"{tmp_path / 'net.py'}:build", "--checkpoint", str(tmp_path / "ckpt"),
+              "--input", f"{src}/raw", "--input-shape", "14", "16", "18", "--no-progress",
+              "--device", "cpu"]  # fmt: skip
+    out = str(tmp_path / "pred.zarr")
+    assert main([*common, "--output", f"{out}/volumes/aff", "--dry-run"]) == 0
+    printed = capsys.readouterr()
+    assert "3 x 3 x 3 = 27 blocks" in printed.out and "(10, 12, 14) voxels" in printed.out
+    assert not os.path.exists(out)
+    address = ["--scheduler-address", client.scheduler.address]
+    assert main([*common, "--output", f"{out}/volumes/aff", *address]) == 0
+    got = zarr.open_array(out, path="volumes/aff")
+    assert got.shape == (3, 26, 30, 34) and got.attrs["offset"] == list(OFFSET + VS * 2)
+    np.testing.assert_allclose(got[...], expected.numpy(), rtol=1e-5, atol=1e-6)
+    # the same command again resumes: everything is done already
+    assert main([*common, "--output", f"{out}/volumes/aff", "--workers", "0"]) == 0
+    assert "0 computed now, 27 already done" in capsys.readouterr().err
+    assert main([*common, "--output", f"{out}.h5/x"]) == 2  # outputs must be zarr
 
 
 def _driver(address: str, src: str, out: str, log: str) -> int:
