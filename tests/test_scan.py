@@ -185,3 +185,28 @@ def test_errors_name_scan_and_the_key():
     with build(ArraySource(RAW, array) + Scan(too_big, progress=False)) as p:
         with pytest.raises(PipelineRequestError, match="does not fit"):
             p.request_batch(BatchRequest())
+
+
+def test_scan_stitches_graphs():
+    from gunpowder.graph import Graph
+    from gunpowder.nodes.graph_sources import GraphSource
+    from gunpowder.spec import GraphKey, GraphSpec
+
+    points = GraphKey("SCAN_POINTS")
+    rng = np.random.default_rng(3)
+    locations = rng.uniform(0, 20, (60, 3))
+    edges = [(i, i + 1) for i in range(0, 59, 2)]
+    roi = Roi((0, 0, 0), (20, 20, 20))
+    graph = Graph.from_arrays(locations, edges=edges, spec=GraphSpec(roi=roi))
+    reference = BatchRequest({points: GraphSpec(roi=Roi((0, 0, 0), (6, 7, 20)))})
+    pipeline = GraphSource(points, graph, trim=False) + Scan(reference, progress=False)
+    request = Roi((2, 1, 0), (15, 17, 20))
+    with build(pipeline):
+        got = pipeline.request_batch(BatchRequest({points: GraphSpec(roi=request)}))[points]
+    expected = graph.crop(request)
+    assert got.spec.roi == request
+    assert sorted(n.id for n in got.nodes) == sorted(n.id for n in expected.nodes)
+    for node in got.nodes:
+        np.testing.assert_array_equal(node.location, graph.node(node.id).location)
+    # edges whose ends fall into different tiles are in no tile: only intra-tile edges remain
+    assert {(e.u, e.v) for e in got.edges} <= {(e.u, e.v) for e in expected.edges}

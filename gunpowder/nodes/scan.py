@@ -217,12 +217,24 @@ class _Stitcher:
 
 
 def _merge_graphs(a: Any, b: Any) -> Any:
-    merge = getattr(a, "merge", None)
-    if merge is None:
-        raise PipelineRequestError(
-            f"Scan: can not stitch {type(a).__name__} tiles (it has no merge method)"
-        )
-    return merge(b)
+    """The union of two tiles' graphs: nodes by id (the first tile's copy wins), then the
+    edges whose ends are both present; nodes a crop made up (`temporary`) are left out."""
+    if hasattr(a, "merge"):
+        return a.merge(b)
+    merged = a.copy()
+    if a.spec.roi is not None and b.spec.roi is not None:
+        merged.spec = merged.spec.replace(roi=a.spec.roi.union(b.spec.roi))
+    for node in b.nodes:
+        if not getattr(node, "temporary", False) and not merged.contains(node.id):
+            merged.add_node(node.copy())
+    for edge in b.edges:
+        if (
+            merged.contains(edge.u)
+            and merged.contains(edge.v)
+            and not merged.has_edge(edge.u, edge.v)
+        ):
+            merged.add_edge(edge.copy())
+    return merged
 
 
 class Scan(Node):
