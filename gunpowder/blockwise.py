@@ -637,12 +637,12 @@ def run_blockwise(
         summary.interrupted = True
         summary.not_run = len(todo) - summary.done - len(summary.failed)
         summary.seconds = time.perf_counter() - t0
-        runner.close(cancel=True)
+        runner.close()
         raise BlockwiseInterrupted(summary) from None
     except BaseException:
-        runner.close(cancel=True)
+        runner.close()
         raise
-    runner.close(cancel=False)
+    runner.close()
     summary.not_run = len(todo) - summary.done - len(summary.failed)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -690,7 +690,7 @@ class _Runner:
     def run(self, flats: Iterator[int]) -> Iterator[BlockResult]:
         raise NotImplementedError
 
-    def close(self, cancel: bool) -> None:
+    def close(self) -> None:
         pass
 
 
@@ -704,7 +704,7 @@ class _LocalRunner(_Runner):
         for flat in flats:
             yield process_block(self.job, flat)
 
-    def close(self, cancel: bool) -> None:
+    def close(self) -> None:
         release(self.job.token)
 
 
@@ -783,7 +783,7 @@ class _DaskRunner(_Runner):
             flat, block.index, block.write_roi, False, attempt + 1, error=error, traceback=tb
         )
 
-    def close(self, cancel: bool) -> None:
+    def close(self) -> None:
         client = self.client
         try:
             if self.in_flight:

@@ -113,9 +113,10 @@ def make_source(path: str) -> Any:
     container, dataset, kind = split_dataset_path(path)
     from .nodes.sources import Hdf5Source, ZarrSource
 
+    specs = {RAW: ArraySpec(interpolatable=True)}  # raw intensities
     if kind == "zarr":
-        return ZarrSource(container, {RAW: dataset})
-    return Hdf5Source(container, {RAW: dataset})
+        return ZarrSource(container, {RAW: dataset}, array_specs=specs)
+    return Hdf5Source(container, {RAW: dataset}, array_specs=specs)
 
 
 def predict_pipeline(
