@@ -23,7 +23,7 @@ from ..transforms.augment_intensity import (
     blur_sections,
     count_slabs,
     gamma,
-    scale_shift,
+    scale_shift_range,
 )
 
 
@@ -46,10 +46,12 @@ def _float_data(node: str, key: ArrayKey, array: Array) -> np.ndarray:
     return array.data
 
 
-def _check_range(node: str, key: ArrayKey, data: np.ndarray, low: float = 0.0) -> None:
+def _check_range(
+    node: str, key: ArrayKey, data: np.ndarray, low: float = 0.0, value: tuple | None = None
+) -> None:
     if data.size == 0:
         return
-    lo, hi = float(data.min()), float(data.max())
+    lo, hi = value if value is not None else (float(data.min()), float(data.max()))
     if lo < low - 1e-6 or hi > 1.0 + 1e-6:
         raise PipelineRequestError(
             f"{node}: {key} has values in [{lo:g}, {hi:g}], expected [{low:g}, 1]; "
@@ -119,12 +121,12 @@ class IntensityAugment(_OneArray):
                     f"{self.name}: z_section_wise needs a 3D array, {self.array} is {dims}D"
                 )
             slab = (1, -1, -1)
-        if self.clip:
-            _check_range(self.name, self.array, data)
         n = count_slabs(data.shape, slab)
         scales = ctx.uniform(self.scale_min, self.scale_max, n)
         shifts = ctx.uniform(self.shift_min, self.shift_max, n)
-        out = scale_shift(data, scales, shifts, slab, self.clip)
+        out, value = scale_shift_range(data, scales, shifts, slab, self.clip)
+        if self.clip:
+            _check_range(self.name, self.array, data, value=value)
         batch[self.array] = Array(out, array.spec, array.attrs)
         return batch
 

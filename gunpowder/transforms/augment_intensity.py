@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from itertools import product
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 
 
@@ -46,7 +47,37 @@ def scale_shift(
 ) -> np.ndarray:
     """`mean + (a - mean) * scale + shift` per slab (mean of that slab), optionally clipped
     to [0, 1]; one (scale, shift) per block of `slabs`. A new array of data's dtype."""
-    out = np.empty_like(data)
+    return scale_shift_range(data, scales, shifts, slab, clip)[0]
+
+
+def scale_shift_range(
+    data: np.ndarray,
+    scales: np.ndarray,
+    shifts: np.ndarray,
+    slab: Sequence[int] | None = None,
+    clip: bool = True,
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """`scale_shift` and the (min, max) of the input, in two passes where the slabs are
+    whole leading-axis blocks of a float array (views too), else with numpy."""
+    blocks = _as_blocks(data, slab)
+    if blocks is not None:
+        # walk the input in memory order (undo flips, sort axes by stride): a flipped or
+        # transposed contiguous array (SimpleAugment's output) becomes contiguous again
+        scales = np.asarray(scales, np.float64)
+        shifts = np.asarray(shifts, np.float64)
+        flips = tuple(a for a in range(4) if blocks.strides[a] < 0)
+        if 0 in flips:
+            scales, shifts = scales[::-1], shifts[::-1]
+        order = [0] + sorted((1, 2, 3), key=lambda a: -abs(blocks.strides[a]))
+        walked = np.flip(blocks, flips).transpose(order) if flips else blocks.transpose(order)
+        out = np.empty(walked.shape, dtype=data.dtype)
+        lo, hi = _scale_shift_blocks(walked, scales, shifts, clip, out)
+        out = out.transpose(np.argsort(order))
+        if flips:
+            out = np.flip(out, flips)
+        return out.reshape(data.shape), (lo, hi)
+    out = np.empty(data.shape, dtype=data.dtype)
+    value = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
     for block, scale, shift in zip(slabs(data.shape, slab), scales, shifts):
         a = data[block]
         mean = a.mean(dtype=np.float64)
@@ -54,7 +85,57 @@ def scale_shift(
         out[block] += np.asarray(mean * (1.0 - scale) + shift, dtype=out.dtype)
     if clip:
         np.clip(out, 0, 1, out=out)
-    return out
+    return out, value
+
+
+def _as_blocks(data: np.ndarray, slab: Sequence[int] | None) -> np.ndarray | None:
+    """`data` as a 4D view (blocks, a, b, c) when each slab is a run of whole leading-axis
+    slices of a float array with at most 3 axes; else None."""
+    if data.dtype not in (np.float32, np.float64) or data.size == 0 or data.ndim > 3:
+        return None
+    shape = (1,) * (3 - data.ndim) + data.shape
+    view = data.reshape(shape) if data.ndim < 3 else data
+    if slab is None:
+        return view[None]
+    slab = tuple(int(s) for s in slab)
+    if len(slab) != data.ndim or any(
+        s not in (-1, 0) and s < n for s, n in zip(slab[1:], data.shape[1:])
+    ):
+        return None
+    n0 = data.shape[0]
+    k = n0 if slab[0] in (-1, 0) or slab[0] >= n0 else slab[0]
+    if n0 % k or data.ndim < 3 and slab[0] not in (-1, 0) and k < n0:
+        return None
+    return view.reshape((n0 // k, k) + view.shape[1:]) if data.ndim == 3 else view[None]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _scale_shift_blocks(blocks, scales, shifts, clip, out):  # pragma: no cover - compiled
+    """Per block: mean, then `a * scale + (mean * (1 - scale) + shift)` (clipped to [0, 1]);
+    returns the input's (min, max)."""
+    n, p, q, r = blocks.shape
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        total = 0.0
+        for j in range(p):
+            for k in range(q):
+                for m in range(r):
+                    v = blocks[i, j, k, m]
+                    total += v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+        mean = total / (p * q * r)
+        a = scales[i]
+        b = mean * (1.0 - a) + shifts[i]
+        for j in range(p):
+            for k in range(q):
+                for m in range(r):
+                    v = blocks[i, j, k, m] * a + b
+                    if clip:
+                        v = min(max(v, 0.0), 1.0)
+                    out[i, j, k, m] = v
+    return float(lo), float(hi)
 
 
 def add_noise(

@@ -224,12 +224,8 @@ class SpatialTransform:
             inner = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1, dtype=np.float64)
             coords.append(np.unique(np.concatenate([[lo, hi], inner])))
         values = field.astype(np.float64)
-        for d in range(3):
-            values = np.moveaxis(
-                _linear_matrix(coords[d], field.shape[1 + d]) @ np.moveaxis(values, 1 + d, -2),
-                -2,
-                1 + d,
-            )
+        for d in (2, 1, 0):  # smallest results first
+            values = _lerp_axis(values, coords[d], 1 + d)
         values[1:] += shift.T.astype(np.float64)[:, :, None, None]
         lo = values.reshape(3, -1).min(axis=1)
         hi = values.reshape(3, -1).max(axis=1)
@@ -295,14 +291,17 @@ class SpatialTransform:
         return out.reshape(lead + tuple(target_shape))
 
 
-def _linear_matrix(coords: np.ndarray, n: int) -> np.ndarray:
-    """(len(coords), n): linear interpolation (extrapolating at the ends) of n nodes."""
+def _lerp_axis(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """`values` linearly interpolated along `axis` at `coords` (node units, extrapolating)."""
+    n = values.shape[axis]
     k = np.clip(np.floor(coords).astype(np.int64), 0, n - 2)
     t = coords - k
-    m = np.zeros((len(coords), n))
-    m[np.arange(len(coords)), k] = 1.0 - t
-    m[np.arange(len(coords)), k + 1] += t
-    return m
+    shape = [1] * values.ndim
+    shape[axis] = len(coords)
+    t = t.reshape(shape)
+    a = np.take(values, k, axis=axis)
+    b = np.take(values, k + 1, axis=axis)
+    return a + t * (b - a)
 
 
 # ---- building transforms ------------------------------------------------------------------
