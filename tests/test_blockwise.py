@@ -393,6 +393,16 @@ def test_predict_command_line(client, volume, tmp_path, capsys):
     assert main([*common, "--output", f"{out}/volumes/aff", "--workers", "0"]) == 0
     assert "0 computed now, 27 already done" in capsys.readouterr().err
     assert main([*common, "--output", f"{out}.h5/x"]) == 2  # outputs must be zarr
+    # an HDF5 input, in this process
+    import h5py
+
+    with h5py.File(tmp_path / "raw.hdf", "w") as f:
+        f["raw"] = raw
+        f["raw"].attrs["resolution"], f["raw"].attrs["offset"] = list(VS), list(OFFSET)
+    hdf = [a if a != f"{src}/raw" else str(tmp_path / "raw.hdf/raw") for a in common]
+    assert main([*hdf, "--output", f"{tmp_path / 'h.zarr'}/aff", "--workers", "0"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "h.zarr"), path="aff")[...],
+                                  got[...])  # fmt: skip
 
 
 def _driver(address: str, src: str, out: str, log: str) -> int:
