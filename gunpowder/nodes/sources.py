@@ -9,6 +9,7 @@ pickled into worker processes; `teardown` closes them.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -456,15 +457,7 @@ def _hdf5_reader(dataset: Any) -> Reader:
     """Read `dataset[index]`: through a memory map for contiguous data, else `read_direct`."""
     offset = _contiguous_offset(dataset)
     if offset is not None:
-        mapped = np.memmap(
-            dataset.file.filename, dtype=dataset.dtype, mode="r", offset=offset,
-            shape=dataset.shape,
-        )  # fmt: skip
-
-        def read_mapped(index: tuple) -> np.ndarray:
-            return np.array(mapped[index])
-
-        return read_mapped
+        return _mapped_reader(dataset.file.filename, offset, dataset.shape, dataset.dtype)
 
     shape = dataset.shape
     dtype = dataset.dtype.newbyteorder("=") if not dataset.dtype.isnative else dataset.dtype
@@ -477,6 +470,46 @@ def _hdf5_reader(dataset: Any) -> Reader:
         return out
 
     return read_direct
+
+
+def _mapped_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype) -> Reader:
+    """Read slices of a contiguous on-disk array by mapping only the bytes a read spans.
+
+    The map is closed after each read, so the process's resident memory stays bounded by one
+    batch (a map of the whole file would count every page ever touched).
+    """
+    itemsize = dtype.itemsize
+    strides = tuple(
+        int(np.prod(shape[i + 1 :], dtype=np.int64)) * itemsize for i in range(len(shape))
+    )
+    granularity = mmap.ALLOCATIONGRANULARITY
+
+    def read_mapped(index: tuple) -> np.ndarray:
+        ranges = [range(*s.indices(n)) for s, n in zip(index, shape)]
+        out_shape = tuple(len(r) for r in ranges)
+        if any(n == 0 for n in out_shape):
+            return np.empty(out_shape, dtype=dtype)
+        first = sum(r.start * st for r, st in zip(ranges, strides))
+        last = sum(r[-1] * st for r, st in zip(ranges, strides)) + itemsize
+        begin = offset + first
+        aligned = begin - begin % granularity
+        length = offset + last - aligned
+        with (
+            open(filename, "rb") as f,
+            mmap.mmap(f.fileno(), length, offset=aligned, access=mmap.ACCESS_READ) as mapped,
+        ):
+            view = np.ndarray(
+                out_shape,
+                dtype=dtype,
+                buffer=mapped,
+                offset=begin - aligned,
+                strides=tuple(r.step * st for r, st in zip(ranges, strides)),
+            )
+            data = np.array(view)
+            del view
+        return data
+
+    return read_mapped
 
 
 class Hdf5Source(DatasetSource):
