@@ -83,6 +83,24 @@ def check_start_method(method: str) -> str:
     return method
 
 
+def warm_up(method: str) -> None:
+    """Start the forkserver in the background now, so the first workers fork from a server
+    that is already up (it imports gunpowder once, which takes a while)."""
+    if method != "forkserver" or _in_worker:
+        return
+
+    def start() -> None:
+        try:
+            _context(method)
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        except Exception:  # the pool will try again, and report what goes wrong
+            pass
+
+    threading.Thread(target=start, name="gunpowder-forkserver-warm-up", daemon=True).start()
+
+
 def _context(method: str) -> Any:
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
@@ -478,6 +496,7 @@ class _Worker:
         self.receiver = SlotReceiver(on_free)
         self.outstanding: list[tuple[int, int]] = []  # (generation, i) sent, not answered
         self.alive = True
+        self.ready = False  # set up, taking tasks
 
 
 class _PoolCore:
@@ -502,6 +521,8 @@ class _PoolCore:
         self.results: dict[int, tuple] = {}
         self.wake_r, self.wake_w = os.pipe()
         self.thread: threading.Thread | None = None
+        self.local: Any = None  # makes batch i in this process until a worker is ready
+        self.starter: threading.Thread | None = None
         self.freed: deque[tuple[int, int]] = deque()  # (worker, slot) to report free
         self.shm_prefix = (
             f"{_SHM_DIR}/gunpowder-{os.getpid()}-{next(_pool_ids)}-" if shm_available() else None
@@ -509,10 +530,35 @@ class _PoolCore:
 
     # starting ---------------------------------------------------------------------------
     def start(self, pipeline: Pipeline) -> None:
+        """Start the collector and the workers; with spawn/forkserver the workers start in the
+        background, so the caller can make the first batches meanwhile."""
         ctx = _context(self.start_method)
         payload: Any = pipeline if self.start_method == "fork" else _dump(pipeline, self.owner)
+        self.thread = threading.Thread(
+            target=self._collect, name=f"gunpowder-{self.owner}-collector", daemon=True
+        )
+        self.thread.start()
+        _live_pools.add(self)
+        if self.start_method == "fork":  # fork here: a fork from another thread copies its locks
+            try:
+                self._start_workers(ctx, payload, raise_errors=True)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self.starter = threading.Thread(
+                target=self._start_workers,
+                args=(ctx, payload),
+                name=f"gunpowder-{self.owner}-starter",
+                daemon=True,
+            )
+            self.starter.start()
+
+    def _start_workers(self, ctx: Any, payload: Any, raise_errors: bool = False) -> None:
         try:
             for index in range(self.num_workers):
+                if self.closed:
+                    return
                 task_r, task_w = ctx.Pipe(duplex=False)
                 result_r, result_w = ctx.Pipe(duplex=False)
                 prefix = None if self.shm_prefix is None else f"{self.shm_prefix}{index}-"
@@ -526,15 +572,20 @@ class _PoolCore:
                 task_r.close()
                 result_w.close()  # the worker holds the only write end: its death is EOF
                 on_free = partial(_report_free, self.freed, index)
-                self.workers.append(_Worker(index, process, task_w, result_r, on_free))
-        except BaseException:
-            self.close()
-            raise
-        self.thread = threading.Thread(
-            target=self._collect, name=f"gunpowder-{self.owner}-collector", daemon=True
-        )
-        self.thread.start()
-        _live_pools.add(self)
+                with self.cond:
+                    self.workers.append(_Worker(index, process, task_w, result_r, on_free))
+            os.write(self.wake_w, b"s")  # the collector waits on the new workers now
+        except BaseException as e:
+            if raise_errors:
+                raise
+            with self.cond:
+                if self.fatal is None and not self.closed:
+                    self.fatal = (
+                        WorkerDiedError,
+                        f"{self.owner}: could not start a worker process: {type(e).__name__}: {e}",
+                        self.owner,
+                    )
+                self.cond.notify_all()
 
     # the collector thread ------------------------------------------------------------------
     def _collect(self) -> None:
@@ -593,8 +644,10 @@ class _PoolCore:
         kind, _, generation, i, body = message
         with self.cond:
             if kind == "ready":
+                w.ready = True
                 if self.spec is None:
                     self.spec = body
+                self._dispatch()
             elif kind == "setup_error":
                 w.alive = False
                 if self.fatal is None:
@@ -673,7 +726,11 @@ class _PoolCore:
         while (self.limit is None or self.next_task < self.limit) and (
             self.next_task - self.next_claim < self.window
         ):
-            free = [w for w in self.workers if w.alive and len(w.outstanding) < TASKS_PER_WORKER]
+            free = [
+                w
+                for w in self.workers
+                if w.alive and w.ready and len(w.outstanding) < TASKS_PER_WORKER
+            ]
             if not free:
                 return
             w = min(free, key=lambda w: len(w.outstanding))
@@ -708,6 +765,19 @@ class _PoolCore:
             i = self.next_claim
             self.next_claim += 1
             self._dispatch()
+            if (
+                self.local is not None
+                and self.fatal is None
+                and i == self.next_task
+                and not any(w.ready for w in self.workers)
+            ):  # no worker is up yet: make this one here, the same batch a worker would make
+                self.next_task += 1
+                local, request = self.local, self.request.with_seed(derive_seed(self.base_seed, i))
+            else:
+                local = None
+        if local is not None:
+            return local(request)
+        with self.cond:
             while self.fatal is None and i not in self.results:
                 if self.closed:
                     raise PipelineRequestError(f"{self.owner}: the worker pool was closed")
@@ -759,6 +829,7 @@ class _PoolCore:
             if self.closed:
                 return
             self.closed = True
+            self.local = None
             self.cond.notify_all()
         _live_pools.discard(self)
         try:
@@ -768,6 +839,9 @@ class _PoolCore:
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
+        starter = self.starter
+        if starter is not None and starter is not threading.current_thread():
+            starter.join(timeout=30.0)  # no worker may start after the others were stopped
         for w in self.workers:
             for conn in (w.results,):
                 conn.close()  # a worker blocked writing a batch gets a broken pipe and exits
@@ -855,11 +929,13 @@ class WorkerPool:
         num_workers: int,
         start_method: str | None = None,
         owner: str = "stream",
+        local: Any = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"{owner}: a worker pool needs num_workers >= 1, got {num_workers}")
         method = check_start_method(start_method) if start_method else default_start_method()
         self._core = _PoolCore(owner, int(num_workers), method)
+        self._core.local = local
         self._finalizer = weakref.finalize(self, self._core.close)
         self._core.start(pipeline)
 
@@ -961,6 +1037,8 @@ class PreCache(Node):
         self._pool: WorkerPool | None = None
         self._run: tuple[BatchRequest, int] | None = None  # (request, seed) of the current run
         self._next = 0
+        if self.num_workers > 0:
+            warm_up(self.start_method or default_start_method())
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         return upstream_spec.copy()
@@ -991,8 +1069,13 @@ class PreCache(Node):
         if self.num_workers == 0 or _in_worker:
             return
         if self._pool is None or self._pool.closed:
+            upstream = self._upstream()
             self._pool = WorkerPool(
-                self._upstream(), self.num_workers, self.start_method, owner="PreCache"
+                upstream,
+                self.num_workers,
+                self.start_method,
+                owner="PreCache",
+                local=partial(make_batch, upstream),  # the first batches, while workers start
             )
         self._pool.begin(plain, seed, None, self.cache_size)
 

@@ -129,7 +129,9 @@ def precache_batches(num_workers, n=5, seed=123, start_method=None, request=None
     pipeline = upstream() + node
     request = make_request() if request is None else request
     with gp.build(pipeline):
-        first = pipeline.request_batch(request.with_seed(seed))
+        first = pipeline.request_batch(request.with_seed(seed))  # made here if no worker is up
+        if num_workers:
+            wait_ready(node, num_workers)  # the rest come from the workers
         rest = [pipeline.request_batch(request) for _ in range(n - 1)]  # unseeded: fresh seeds
     return [first] + rest
 
@@ -146,6 +148,32 @@ def wait_gone(pids, timeout=5.0):
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
+
+
+def started(get_pids, n, timeout=20.0):
+    """The pids once `n` workers run (they start in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = get_pids()
+        if len(pids) == n and all(alive(p) for p in pids):
+            return pids
+        time.sleep(0.02)
+    raise AssertionError(f"{n} workers did not start within {timeout} s: {get_pids()}")
+
+
+def wait_ready(node, n, timeout=20.0):
+    core = node._pool._core
+    deadline = time.monotonic() + timeout
+    while sum(w.ready for w in list(core.workers)) < n:
+        assert time.monotonic() < deadline, f"{n} workers not ready within {timeout} s"
+        time.sleep(0.02)
+
+
+def request_until_workers_answer(pipeline, timeout=20.0):
+    """Request batches for a while: the first ones may be made here while the workers start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pipeline.request_batch(make_request())
 
 
 def our_children():
@@ -236,7 +264,7 @@ def test_an_exception_in_a_worker_names_the_node_and_carries_the_traceback():
     pipeline = upstream() + Explode(only_in_worker=True) + PreCache(cache_size=2, num_workers=2)
     with gp.build(pipeline):
         with pytest.raises(WorkerError) as info:
-            pipeline.request_batch(make_request())
+            request_until_workers_answer(pipeline)
         # the pool survives a batch's error: the next batch fails the same way, no hang
         with pytest.raises(WorkerError):
             pipeline.request_batch(make_request())
@@ -260,7 +288,7 @@ def test_a_killed_worker_raises_within_seconds_and_the_others_stop():
     pipeline = upstream() + Sleep(0.2) + node
     with gp.build(pipeline):
         pipeline.request_batch(make_request())
-        pids = node.worker_pids
+        pids = started(lambda: node.worker_pids, 2)
         os.kill(pids[0], signal.SIGKILL)
         t0 = time.monotonic()
         with pytest.raises(WorkerDiedError, match="SIGKILL") as info:
@@ -277,7 +305,7 @@ def test_setup_failing_in_a_worker_is_a_setup_error_naming_the_node():
     pipeline = upstream() + FailSetupInWorker() + PreCache(cache_size=2, num_workers=1)
     with gp.build(pipeline):
         with pytest.raises(PipelineSetupError, match="FailSetupInWorker.*no such file") as info:
-            pipeline.request_batch(make_request())
+            request_until_workers_answer(pipeline)
     assert info.value.node_name == "FailSetupInWorker"
 
 
@@ -300,8 +328,7 @@ def test_no_worker_remains_after_build_exit_or_error():
     with pytest.raises(KeyError):
         with gp.build(pipeline):
             pipeline.request_batch(make_request())
-            pids = node.worker_pids
-            assert len(pids) == 3 and all(alive(p) for p in pids)
+            pids = started(lambda: node.worker_pids, 3)
             raise KeyError("user error")
     assert not wait_gone(pids)
     assert not our_children()
@@ -311,8 +338,7 @@ def test_no_worker_remains_after_build_exit_or_error():
 def test_garbage_collection_stops_workers():
     batches = gp.stream(upstream(), make_request(), seed=1, workers=2)
     next(batches)
-    pids = worker_pids()
-    assert len(pids) == 2
+    pids = started(worker_pids, 2)
     del batches
     gc.collect()
     assert not wait_gone(pids)
@@ -321,7 +347,8 @@ def test_garbage_collection_stops_workers():
     pipeline = upstream() + node
     pipeline.setup()  # never torn down: only garbage collection can stop the workers
     pipeline.request_batch(make_request())
-    pids = node.worker_pids
+    core = node._pool._core  # not the node: the node must be collectable
+    pids = started(lambda: core.pids, 2)
     del pipeline, node
     gc.collect()
     assert not wait_gone(pids)
@@ -347,7 +374,8 @@ if __name__ == "__main__":
     request = gp.BatchRequest()
     request[RAW] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (4, 4, 4)))
     with gp.build(pipeline):
-        pipeline.request_batch(request)
+        while len(node.worker_pids) < 2:
+            pipeline.request_batch(request)
         print(" ".join(map(str, node.worker_pids)), flush=True)
         while True:
             pipeline.request_batch(request)
@@ -457,9 +485,14 @@ def test_large_batches_from_workers_use_few_slots_and_leave_no_files():
     pipeline = source + labels + Jitter() + node
     request = make_request((8, 120, 120))  # 1.4 MB of arrays per batch: through a slot
     with gp.build(pipeline):
+        pipeline.request_batch(request)
+        core = node._pool._core
+        deadline = time.monotonic() + 20
+        while not (core.workers and core.workers[0].ready) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for _ in range(12):
             batch = pipeline.request_batch(request)
             assert batch[LABELS].data.shape == (8, 120, 120)
-        maps = node._pool._core.workers[0].receiver.maps
+        maps = core.workers[0].receiver.maps
         assert 1 <= len(maps) <= 5  # cache_size + the batch in hand, not one per batch
     assert not __import__("glob").glob(prefix_glob)

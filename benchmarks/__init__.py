@@ -1,0 +1,163 @@
+"""The project's benchmarks: the CREMI-style training workload (`python -m benchmarks`) and
+kernel scripts (`python benchmarks/<name>.py`).
+
+The workload is `../shared/bench/workload.py`, written against the 1.x API so that it runs
+unchanged on this gunpowder and on gunpowder 1.5. Each run is a subprocess; while it runs,
+the memory of its whole process tree (workers and the forkserver included) is sampled, so
+"peak memory" counts every process, each shared page once (PSS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(os.environ.get("GP_BENCH_DIR", REPO.parent / "shared" / "bench"))
+CACHE = Path.home() / ".cache" / "gunpowder-bench"
+DATA = Path(os.environ.get("GP_BENCH_DATA", CACHE / "cremi_like.hdf"))
+PEER_VENV = Path(os.environ.get("GP_PEER_VENV", CACHE / "peer-venv"))
+MIB = 1024 * 1024
+
+
+@dataclass
+class TreeMemory:
+    """Peaks over time of memory summed over a process and all its descendants.
+
+    pss: everything, each shared page split between the processes that map it;
+    pss_anon: the same without file-backed pages (page cache of mapped files), i.e. anonymous
+    memory plus shared memory; rss: everything, shared pages counted once per process.
+    """
+
+    peak_pss: int = 0
+    peak_pss_anon: int = 0
+    peak_rss: int = 0
+    peak_processes: int = 0
+    samples: int = 0
+
+    def sample(self, root: psutil.Process) -> None:
+        try:
+            procs = [root] + root.children(recursive=True)
+        except psutil.Error:
+            return
+        total = {"Pss": 0, "Pss_Anon": 0, "Pss_Shmem": 0, "Rss": 0}
+        for p in procs:
+            for key, value in _rollup(p.pid).items():
+                if key in total:
+                    total[key] += value
+        self.peak_pss = max(self.peak_pss, total["Pss"])
+        self.peak_pss_anon = max(self.peak_pss_anon, total["Pss_Anon"] + total["Pss_Shmem"])
+        self.peak_rss = max(self.peak_rss, total["Rss"])
+        self.peak_processes = max(self.peak_processes, len(procs))
+        self.samples += 1
+
+
+def _rollup(pid: int) -> dict[str, int]:
+    """Bytes per field of /proc/PID/smaps_rollup (Linux); empty if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            out[key] = int(parts[0]) * 1024
+    return out
+
+
+def _watch(proc: subprocess.Popen, memory: TreeMemory, interval: float) -> None:
+    try:
+        root = psutil.Process(proc.pid)
+    except psutil.Error:
+        return
+    while proc.poll() is None:
+        memory.sample(root)
+        time.sleep(interval)
+
+
+def run_workload(
+    python: str | Path,
+    workers: int = 0,
+    elastic: bool = True,
+    iterations: int = 40,
+    warmup: int = 3,
+    data: Path = DATA,
+    interval: float = 0.05,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """Run the workload once with `python` and return its JSON line plus the tree's memory.
+
+    Adds, over all processes of the run: `peak_tree_pss_mib` (shared pages split between the
+    processes), `peak_tree_anon_mib` (the same without pages of mapped files),
+    `peak_tree_rss_mib` (shared pages counted in each process); and `wall_s`.
+    """
+    workload = BENCH_DIR / "workload.py"
+    if not workload.exists():
+        raise FileNotFoundError(f"{workload} is missing: set GP_BENCH_DIR to ../shared/bench")
+    if not Path(data).exists():
+        raise FileNotFoundError(
+            f"{data} is missing: run `{sys.executable} {BENCH_DIR / 'make_data.py'} --out {data}`"
+        )
+    python = os.path.abspath(python) if os.sep in str(python) else str(python)  # cwd changes
+    cmd = [python, str(workload), "--data", str(data), "--workers", str(workers)]
+    cmd += ["--iterations", str(iterations), "--warmup", str(warmup)]
+    if not elastic:
+        cmd.append("--no-elastic")
+    memory = TreeMemory()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(BENCH_DIR),  # the workload imports its gunpowder from `python`, never from here
+        env={**os.environ, **(env or {})},
+    )
+    watcher = threading.Thread(target=_watch, args=(proc, memory, interval), daemon=True)
+    watcher.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise RuntimeError(f"{' '.join(cmd)} ran over {timeout} s\n{err[-3000:]}") from None
+    watcher.join()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{' '.join(cmd)} printed no JSON line:\n{out[-2000:]}\n{err[-2000:]}")
+    result = json.loads(lines[-1])
+    result.update(
+        command=" ".join(cmd),
+        wall_s=round(wall, 2),
+        peak_tree_pss_mib=round(memory.peak_pss / MIB),
+        peak_tree_anon_mib=round(memory.peak_pss_anon / MIB),
+        peak_tree_rss_mib=round(memory.peak_rss / MIB),
+        peak_processes=memory.peak_processes,
+        memory_samples=memory.samples,
+    )
+    return result
+
+
+def peer_python() -> Path | None:
+    """The peer venv's interpreter (gunpowder 1.5), if it exists."""
+    python = PEER_VENV / "bin" / "python"
+    return python if python.exists() else None
+
+
+__all__ = ["run_workload", "peer_python", "TreeMemory", "BENCH_DIR", "DATA", "PEER_VENV"]

@@ -1,0 +1,120 @@
+"""`python -m benchmarks`: the CREMI-style workload for workers = 0, 1, 2, optionally beside
+gunpowder 1.5, printed as a table (batches/s, time to first batch, peak memory of all processes).
+
+    python -m benchmarks [--workers 0 1 2] [--elastic both|yes|no] [--iterations 40]
+                         [--rounds 1] [--peer] [--json FILE] [--compare -- ARGS...]
+
+`--peer` runs the same workload on gunpowder 1.5 from the peer venv
+(~/.cache/gunpowder-bench/peer-venv, made by ../shared/bench/compare.sh), alternating with
+ours in every round; each figure is the median over rounds. `--compare -- ARGS` only runs
+../shared/bench/compare.sh with ARGS (its own rate comparison) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import BENCH_DIR, DATA, REPO, peer_python, run_workload
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "batches_per_s": _median([r["batches_per_s"] for r in runs]),
+        "first_batch_s": _median([r["first_batch_s"] for r in runs]),
+        "peak_tree_pss_mib": _median([r["peak_tree_pss_mib"] for r in runs]),
+        "peak_tree_anon_mib": _median([r["peak_tree_anon_mib"] for r in runs]),
+        "peak_tree_rss_mib": _median([r["peak_tree_rss_mib"] for r in runs]),
+        "rounds": len(runs),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'impl':<6} {'elastic':<7} {'workers':>7} {'batches/s':>10} {'x w=0':>6} "
+        f"{'first s':>8} {'PSS MiB':>8} {'anon MiB':>8} {'RSS MiB':>8} {'ours/peer':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ratio = r.get("ratio_to_peer")
+        lines.append(
+            f"{r['impl']:<6} {str(r['elastic']):<7} {r['workers']:>7} "
+            f"{r['batches_per_s']:>10.2f} {r.get('speedup', float('nan')):>6.2f} "
+            f"{r['first_batch_s']:>8.3f} {r['peak_tree_pss_mib']:>8.0f} "
+            f"{r['peak_tree_anon_mib']:>8.0f} {r['peak_tree_rss_mib']:>8.0f} {'' if ratio is None else f'{ratio:.2f}':>9}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--elastic", choices=["both", "yes", "no"], default="both")
+    ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--python", default=sys.executable, help="interpreter for our gunpowder")
+    ap.add_argument("--peer", action="store_true", help="also run gunpowder 1.5 (peer venv)")
+    ap.add_argument("--json", type=Path, help="write every run and the summary here")
+    ap.add_argument("--compare", nargs=argparse.REMAINDER, help="run compare.sh with these args")
+    args = ap.parse_args(argv)
+
+    if args.compare is not None:
+        extra = [a for a in args.compare if a != "--"]
+        cmd = [str(BENCH_DIR / "compare.sh"), args.python, "--", *extra]
+        print("$", " ".join(cmd), flush=True)
+        return subprocess.call(cmd, cwd=str(REPO))
+
+    peer = peer_python() if args.peer else None
+    if args.peer and peer is None:
+        print("no peer venv: run ../shared/bench/compare.sh once to create it", file=sys.stderr)
+        return 2
+    elastic_modes = {"both": [False, True], "yes": [True], "no": [False]}[args.elastic]
+    impls = [("ours", args.python)] + ([("peer", str(peer))] if peer else [])
+    runs: dict[tuple[str, bool, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for elastic in elastic_modes:
+            for workers in args.workers:
+                for impl, python in impls:
+                    result = run_workload(
+                        python, workers, elastic, args.iterations, args.warmup, args.data
+                    )
+                    runs.setdefault((impl, elastic, workers), []).append(result)
+                    print(
+                        f"[round {round_ + 1}] {impl} elastic={elastic} workers={workers}: "
+                        f"{result['batches_per_s']:.2f} batches/s, first "
+                        f"{result['first_batch_s']:.3f} s, PSS {result['peak_tree_pss_mib']} MiB",
+                        flush=True,
+                    )
+    rows = []
+    for (impl, elastic, workers), group in runs.items():
+        rows.append({"impl": impl, "elastic": elastic, "workers": workers, **_summarise(group)})
+    by_key = {(r["impl"], r["elastic"], r["workers"]): r for r in rows}
+    for r in rows:
+        base = by_key.get((r["impl"], r["elastic"], 0))
+        if base:
+            r["speedup"] = r["batches_per_s"] / base["batches_per_s"]
+        peer_row = by_key.get(("peer", r["elastic"], r["workers"]))
+        if r["impl"] == "ours" and peer_row:
+            r["ratio_to_peer"] = r["batches_per_s"] / peer_row["batches_per_s"]
+    rows.sort(key=lambda r: (r["elastic"], r["workers"], r["impl"]))
+    print()
+    print(_table(rows))
+    if args.json:
+        payload = {"summary": rows, "runs": {str(k): v for k, v in runs.items()}}
+        args.json.write_text(json.dumps(payload, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
