@@ -8,8 +8,6 @@ ever built besides the output. All kernels work on 3D (channels, z, y, x) data.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -29,37 +27,16 @@ def _coarse_row(field, kz, tz, ky, ty, k0, k1, row):  # pragma: no cover - compi
 
 
 @njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
-def _border_sample(src, c, pz, py, px):  # pragma: no cover - compiled
-    """Trilinear sample near or outside the border: 0 beyond half a voxel, else clamped."""
-    C, Z, Y, X = src.shape
-    if not (
-        pz >= -0.5
-        and pz <= Z - 0.5
-        and py >= -0.5
-        and py <= Y - 0.5
-        and px >= -0.5
-        and px <= X - 0.5
-    ):
-        return 0.0
-    fz = math.floor(pz)
-    fy = math.floor(py)
-    fx = math.floor(px)
-    dz = pz - fz
-    dy = py - fy
-    dx = px - fx
-    z0 = min(max(int(fz), 0), Z - 1)
-    z1 = min(max(int(fz) + 1, 0), Z - 1)
-    y0 = min(max(int(fy), 0), Y - 1)
-    y1 = min(max(int(fy) + 1, 0), Y - 1)
-    x0 = min(max(int(fx), 0), X - 1)
-    x1 = min(max(int(fx) + 1, 0), X - 1)
-    a00 = src[c, z0, y0, x0] + dx * (src[c, z0, y0, x1] - src[c, z0, y0, x0])
-    a01 = src[c, z0, y1, x0] + dx * (src[c, z0, y1, x1] - src[c, z0, y1, x0])
-    a10 = src[c, z1, y0, x0] + dx * (src[c, z1, y0, x1] - src[c, z1, y0, x0])
-    a11 = src[c, z1, y1, x0] + dx * (src[c, z1, y1, x1] - src[c, z1, y1, x0])
-    b0 = a00 + dy * (a01 - a00)
-    b1 = a10 + dy * (a11 - a10)
-    return b0 + dz * (b1 - b0)
+def _row_coordinates(field, kz, tz, ky, ty, ix, wx, sy, sx, row, pzs, pys, pxs):  # pragma: no cover
+    """Source coordinates of one output row: the coarse row, then linear along x."""
+    nx = ix.shape[0]
+    _coarse_row(field, kz, tz, ky, ty, ix[0], ix[nx - 1] + 2, row)
+    for x in range(nx):
+        k = ix[x]
+        t = wx[x]
+        pzs[x] = row[0, k] + t * (row[0, k + 1] - row[0, k])
+        pys[x] = row[1, k] + t * (row[1, k + 1] - row[1, k]) + sy
+        pxs[x] = row[2, k] + t * (row[2, k + 1] - row[2, k]) + sx
 
 
 @njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
@@ -69,79 +46,84 @@ def warp_linear(src, out, field, iz, wz, iy, wy, ix, wx, shift):  # pragma: no c
     `field` (3, CZ, CY, CX) float32: source voxel coordinates at the coarse nodes. Output voxel
     (z, y, x) lies in coarse cell (iz[z], iy[y], ix[x]) at fractions (wz[z], wy[y], wx[x]);
     `shift[z]` (dy, dx) is added to its source coordinate. Points more than half a voxel
-    outside the source read 0; within that half voxel the border value is repeated. A z
-    coordinate within 1e-4 of a section is read from that section alone (bilinear), which
-    keeps section-aligned warps exact and fast.
+    outside the source read 0; within that half voxel the border value is repeated. Rows
+    that read a single section (the usual EM case) are interpolated bilinearly. The inner
+    loops are branch-free so that they vectorise.
     """
     C, Z, Y, X = src.shape
     nz, ny, nx = out.shape[1], out.shape[2], out.shape[3]
-    k0 = ix[0]
-    k1 = ix[nx - 1] + 2
     row = np.empty((3, field.shape[3]), dtype=np.float32)
     pzs = np.empty(nx, dtype=np.float32)
     pys = np.empty(nx, dtype=np.float32)
     pxs = np.empty(nx, dtype=np.float32)
-    zmax = np.float32(Z - 1)
-    ymax = np.float32(Y - 1)
-    xmax = np.float32(X - 1)
-    snap = np.float32(1e-4)
+    zmax = np.float32(Z - 0.5)
+    ymax = np.float32(Y - 0.5)
+    xmax = np.float32(X - 0.5)
+    half = np.float32(-0.5)
+    zero = out.dtype.type(0)
     for z in range(nz):
         sy = shift[z, 0]
         sx = shift[z, 1]
         for y in range(ny):
-            _coarse_row(field, iz[z], wz[z], iy[y], wy[y], k0, k1, row)
+            _row_coordinates(field, iz[z], wz[z], iy[y], wy[y], ix, wx, sy, sx, row, pzs, pys, pxs)
+            section = np.int64(np.floor(pzs[0] + 0.5))
+            flat = section >= 0 and section < Z
             for x in range(nx):
-                k = ix[x]
-                t = wx[x]
-                pzs[x] = row[0, k] + t * (row[0, k + 1] - row[0, k])
-                pys[x] = row[1, k] + t * (row[1, k + 1] - row[1, k]) + sy
-                pxs[x] = row[2, k] + t * (row[2, k + 1] - row[2, k]) + sx
-            for x in range(nx):
-                pz = pzs[x]
-                py = pys[x]
-                px = pxs[x]
-                if not (pz >= 0 and py >= 0 and px >= 0 and pz <= zmax and py < ymax and px < xmax):
-                    for c in range(C):
-                        out[c, z, y, x] = _border_sample(src, c, pz, py, px)
-                    continue
-                z0 = int(pz)
-                y0 = int(py)
-                x0 = int(px)
-                dz = pz - z0
-                dy = py - y0
-                dx = px - x0
-                if dz > 1 - snap and z0 + 1 <= Z - 1:
-                    z0 += 1
-                    dz = 0
-                if dz < snap:
-                    for c in range(C):
-                        v00 = src[c, z0, y0, x0]
-                        v01 = src[c, z0, y0, x0 + 1]
-                        v10 = src[c, z0, y0 + 1, x0]
-                        v11 = src[c, z0, y0 + 1, x0 + 1]
-                        a0 = v00 + dx * (v01 - v00)
-                        a1 = v10 + dx * (v11 - v10)
-                        out[c, z, y, x] = a0 + dy * (a1 - a0)
-                elif z0 + 1 <= Z - 1:
-                    for c in range(C):
-                        v000 = src[c, z0, y0, x0]
-                        v001 = src[c, z0, y0, x0 + 1]
-                        v010 = src[c, z0, y0 + 1, x0]
-                        v011 = src[c, z0, y0 + 1, x0 + 1]
-                        v100 = src[c, z0 + 1, y0, x0]
-                        v101 = src[c, z0 + 1, y0, x0 + 1]
-                        v110 = src[c, z0 + 1, y0 + 1, x0]
-                        v111 = src[c, z0 + 1, y0 + 1, x0 + 1]
-                        a00 = v000 + dx * (v001 - v000)
-                        a01 = v010 + dx * (v011 - v010)
-                        a10 = v100 + dx * (v101 - v100)
-                        a11 = v110 + dx * (v111 - v110)
+                flat = flat and pzs[x] == section
+            for c in range(C):
+                o = out[c, z, y]
+                if flat:
+                    plane = src[c, section]
+                    for x in range(nx):
+                        py = pys[x]
+                        px = pxs[x]
+                        fy = np.floor(py)
+                        fx = np.floor(px)
+                        dy = py - fy
+                        dx = px - fx
+                        y0 = min(max(np.int64(fy), 0), Y - 1)
+                        y1 = min(max(np.int64(fy) + 1, 0), Y - 1)
+                        x0 = min(max(np.int64(fx), 0), X - 1)
+                        x1 = min(max(np.int64(fx) + 1, 0), X - 1)
+                        a0 = plane[y0, x0] + dx * (plane[y0, x1] - plane[y0, x0])
+                        a1 = plane[y1, x0] + dx * (plane[y1, x1] - plane[y1, x0])
+                        v = a0 + dy * (a1 - a0)
+                        inside = (py >= half) & (py <= ymax) & (px >= half) & (px <= xmax)
+                        o[x] = v if inside else zero
+                else:
+                    volume = src[c]
+                    for x in range(nx):
+                        pz = pzs[x]
+                        py = pys[x]
+                        px = pxs[x]
+                        fz = np.floor(pz)
+                        fy = np.floor(py)
+                        fx = np.floor(px)
+                        dz = pz - fz
+                        dy = py - fy
+                        dx = px - fx
+                        z0 = min(max(np.int64(fz), 0), Z - 1)
+                        z1 = min(max(np.int64(fz) + 1, 0), Z - 1)
+                        y0 = min(max(np.int64(fy), 0), Y - 1)
+                        y1 = min(max(np.int64(fy) + 1, 0), Y - 1)
+                        x0 = min(max(np.int64(fx), 0), X - 1)
+                        x1 = min(max(np.int64(fx) + 1, 0), X - 1)
+                        a00 = volume[z0, y0, x0] + dx * (volume[z0, y0, x1] - volume[z0, y0, x0])
+                        a01 = volume[z0, y1, x0] + dx * (volume[z0, y1, x1] - volume[z0, y1, x0])
+                        a10 = volume[z1, y0, x0] + dx * (volume[z1, y0, x1] - volume[z1, y0, x0])
+                        a11 = volume[z1, y1, x0] + dx * (volume[z1, y1, x1] - volume[z1, y1, x0])
                         b0 = a00 + dy * (a01 - a00)
                         b1 = a10 + dy * (a11 - a10)
-                        out[c, z, y, x] = b0 + dz * (b1 - b0)
-                else:
-                    for c in range(C):
-                        out[c, z, y, x] = _border_sample(src, c, pz, py, px)
+                        v = b0 + dz * (b1 - b0)
+                        inside = (
+                            (pz >= half)
+                            & (pz <= zmax)
+                            & (py >= half)
+                            & (py <= ymax)
+                            & (px >= half)
+                            & (px <= xmax)
+                        )
+                        o[x] = v if inside else zero
 
 
 @njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
@@ -153,27 +135,34 @@ def nearest_indices(field, iz, wz, iy, wy, ix, wx, shift, Z, Y, X):  # pragma: n
     """
     nz, ny, nx = iz.shape[0], iy.shape[0], ix.shape[0]
     out = np.empty((nz, ny, nx), dtype=np.int64)
-    k0 = ix[0]
-    k1 = ix[nx - 1] + 2
     row = np.empty((3, field.shape[3]), dtype=np.float32)
+    pzs = np.empty(nx, dtype=np.float32)
+    pys = np.empty(nx, dtype=np.float32)
+    pxs = np.empty(nx, dtype=np.float32)
     for z in range(nz):
-        sy = shift[z, 0]
-        sx = shift[z, 1]
         for y in range(ny):
-            _coarse_row(field, iz[z], wz[z], iy[y], wy[y], k0, k1, row)
+            _row_coordinates(
+                field,
+                iz[z],
+                wz[z],
+                iy[y],
+                wy[y],
+                ix,
+                wx,
+                shift[z, 0],
+                shift[z, 1],
+                row,
+                pzs,
+                pys,
+                pxs,
+            )
+            o = out[z, y]
             for x in range(nx):
-                k = ix[x]
-                t = wx[x]
-                pz = row[0, k] + t * (row[0, k + 1] - row[0, k])
-                py = row[1, k] + t * (row[1, k + 1] - row[1, k]) + sy
-                px = row[2, k] + t * (row[2, k + 1] - row[2, k]) + sx
-                jz = int(math.floor(pz + 0.5))
-                jy = int(math.floor(py + 0.5))
-                jx = int(math.floor(px + 0.5))
-                if jz < 0 or jz >= Z or jy < 0 or jy >= Y or jx < 0 or jx >= X:
-                    out[z, y, x] = -1
-                else:
-                    out[z, y, x] = (jz * Y + jy) * X + jx
+                jz = np.int64(np.floor(pzs[x] + 0.5))
+                jy = np.int64(np.floor(pys[x] + 0.5))
+                jx = np.int64(np.floor(pxs[x] + 0.5))
+                inside = (jz >= 0) & (jz < Z) & (jy >= 0) & (jy < Y) & (jx >= 0) & (jx < X)
+                o[x] = (jz * Y + jy) * X + jx if inside else -1
     return out
 
 
@@ -185,18 +174,24 @@ def dense_coordinates(field, iz, wz, iy, wy, ix, wx, shift):  # pragma: no cover
     """
     nz, ny, nx = iz.shape[0], iy.shape[0], ix.shape[0]
     out = np.empty((3, nz, ny, nx), dtype=np.float32)
-    k0 = ix[0]
-    k1 = ix[nx - 1] + 2
     row = np.empty((3, field.shape[3]), dtype=np.float32)
     for z in range(nz):
         for y in range(ny):
-            _coarse_row(field, iz[z], wz[z], iy[y], wy[y], k0, k1, row)
-            for x in range(nx):
-                k = ix[x]
-                t = wx[x]
-                out[0, z, y, x] = row[0, k] + t * (row[0, k + 1] - row[0, k])
-                out[1, z, y, x] = row[1, k] + t * (row[1, k + 1] - row[1, k]) + shift[z, 0]
-                out[2, z, y, x] = row[2, k] + t * (row[2, k + 1] - row[2, k]) + shift[z, 1]
+            _row_coordinates(
+                field,
+                iz[z],
+                wz[z],
+                iy[y],
+                wy[y],
+                ix,
+                wx,
+                shift[z, 0],
+                shift[z, 1],
+                row,
+                out[0, z, y],
+                out[1, z, y],
+                out[2, z, y],
+            )
     return out
 
 
