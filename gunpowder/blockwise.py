@@ -270,7 +270,7 @@ class BlockResult:
 
 @dataclass
 class Job:
-    """Everything a worker needs for a run: shipped once per worker (Dask scatter)."""
+    """Everything a worker needs for a run: shipped once per worker (a Dask task's result)."""
 
     token: str
     pipeline: Any  # a Pipeline, or a callable returning one
@@ -356,6 +356,10 @@ def _write_block(job: Job, block: Block, batch: Any) -> None:
         ).to_slices()
         target[index] = data.astype(target.dtype, copy=False)
     _zarr_array(job, plan.done_path)[block.index] = 1
+
+
+def _hold(job: Job) -> Job:
+    return job
 
 
 def _rss() -> int:
@@ -735,7 +739,10 @@ class _DaskRunner(_Runner):
         self.client = client
         threads = sum(client.nthreads().values()) or max(1, workers)
         self.window = max_in_flight or 2 * threads
-        self.job_future = client.scatter(job, broadcast=True, hash=False)
+        # the job as a task's result: workers fetch it once, and if the worker holding it dies
+        # Dask computes it again (scattered data would be lost; this also works before any
+        # worker of an adaptive cluster has started)
+        self.job_future = client.submit(_hold, job, key=f"gunpowder-job-{job.token}", pure=False)
         self.in_flight: dict[Any, tuple[int, int]] = {}
 
     def _submit(self, ac: Any, flat: int, attempt: int) -> None:
