@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import gunpowder as gp
 from gunpowder.errors import PipelineRequestError
 from gunpowder.nodes.elastic import DeformAugment, ElasticAugment, move_graph
-from gunpowder.pipeline import Source
+from gunpowder.pipeline import Source, check_request, node_rng
 
 RAW, LABELS, MASK = gp.ArrayKey("RAW"), gp.ArrayKey("GT_LABELS"), gp.ArrayKey("GT_MASK")
 
@@ -305,3 +305,44 @@ def test_graph_nodes_move_with_the_transform():
     moved = move_graph(graph, plan.transform, roi, "ElasticAugment", gp.GraphKey("POINTS"))
     assert moved.spec.roi == roi and len(moved) == 3
     np.testing.assert_allclose(moved.locations, targets, atol=1e-2)
+
+
+def test_points_and_channels_through_the_pipeline():
+    from gunpowder.graph import Graph
+
+    points_key = gp.GraphKey("ELASTIC_POINTS")
+    arrays = volume(8)
+    raw = arrays[RAW]
+    arrays[RAW] = gp.Array(np.stack([raw.data, 1 - raw.data]), raw.spec)
+    locations = np.array(arrays[LABELS].spec.roi.center, dtype=float) + np.random.default_rng(
+        0
+    ).uniform(-150, 150, (30, 3)) * np.array([1, 0.3, 0.3])
+
+    class WithPoints(Arrays):
+        def setup(self, upstream_spec=None):
+            spec = super().setup()
+            spec[points_key] = gp.GraphSpec(roi=raw.spec.roi)
+            return spec
+
+        def provide(self, request, rng):
+            arrays_request = gp.BatchRequest({k: s for k, s in request.array_specs.items()})
+            batch = super().provide(arrays_request, rng)
+            roi = request[points_key].roi
+            graph = Graph.from_arrays(locations, spec=gp.GraphSpec(roi=raw.spec.roi))
+            batch[points_key] = graph.crop(roi)
+            return batch
+
+    node = cremi_like(prob_slip=0, prob_shift=0)
+    request = request_for((40, 4, 4), (8, 20, 20), (6, 12, 12), (10, 20, 20), seed=2)
+    request[points_key] = gp.GraphSpec(roi=request[LABELS].roi)
+    with gp.build(WithPoints(arrays) + node) as pipeline:
+        batch = pipeline.request_batch(request)
+        _, plan = node.prepare(check_request(node, request), node_rng(2, ()))
+    assert batch[RAW].data.shape == (2, 8, 20, 20)
+    np.testing.assert_allclose(batch[RAW].data[0] + batch[RAW].data[1], 1, atol=1e-5)
+    graph = batch[points_key]
+    assert graph.spec.roi == request[LABELS].roi
+    expected = plan.transform.to_target(locations)
+    inside = np.array([request[LABELS].roi.contains(tuple(p)) for p in expected])
+    assert len(graph) == inside.sum() > 0
+    np.testing.assert_allclose(graph.locations, expected[graph.node_ids], atol=1e-3)
