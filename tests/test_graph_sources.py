@@ -134,3 +134,29 @@ def test_csv_points_source(tmp_path):
     with pytest.raises(PipelineSetupError, match="can not read"):
         with build(CsvPointsSource(tmp_path / "missing.csv", KEY)):
             pass
+
+
+def test_graph_source_finds_long_edges_crossing_the_roi():
+    # a dense chain of short edges far away, plus long edges passing through the ROI
+    chain = [[500.0 + i, 500.0, 500.0] for i in range(300)]
+    far = [[-1000.0, 50.0, 50.0], [1000.0, 50.0, 50.0], [50.0, -900.0, 50.0], [50.0, 900.0, 50.0]]
+    edges = [(i, i + 1) for i in range(299)] + [(300, 301), (302, 303)]
+    graph = Graph.from_arrays(
+        chain + far, edges=edges, spec=GraphSpec(roi=Roi((-2000,) * 3, (4000,) * 3), directed=False)
+    )
+    roi = Roi((0, 0, 0), (100, 100, 100))
+    with build(GraphSource(KEY, graph)) as p:
+        got = p.request_batch(request_for(roi))[KEY]
+    assert got == graph.crop(roi, trim=True)
+    assert len(got.nodes) == 4 and len(got.edges) == 2
+
+
+@pytest.mark.parametrize("sep", [", ", " ", "\t"])
+def test_csv_layouts(tmp_path, sep):
+    rows = np.random.default_rng(2).uniform(0, 100, size=(50, 3))
+    path = tmp_path / "p.csv"
+    text = "z y x\n" + "\n".join(sep.join(repr(float(v)) for v in row) for row in rows) + "\n"
+    path.write_text(text)
+    with build(CsvPointsSource(path, KEY)) as p:
+        graph = p.request_batch(request_for(p.spec[KEY].roi))[KEY]
+    assert np.array_equal(graph.locations[np.argsort(graph.node_ids)], rows)

@@ -17,46 +17,77 @@ import numpy as np
 from ..batch import Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..graph import Edge, Graph, Node
+from ..graph import Edge, Graph, Node, clip_segments
 from ..pipeline import Source
 from ..spec import BatchRequest, GraphKey, GraphSpec, ProviderSpec
 from .graph_index import PointIndex
 
 
 class _IndexedGraph:
-    """A graph with its nodes in a KD-tree: serves the subgraph of any ROI quickly."""
+    """Node arrays with a KD-tree over the locations: serves the subgraph of any ROI quickly.
 
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.node_list: list[Node] = graph.nodes
-        self.edge_list: list[Edge] = graph.edges
-        self.index = PointIndex(graph.locations, graph.node_ids)
-        position = {node.id: i for i, node in enumerate(self.node_list)}
-        self.edge_pos = np.array(
-            [(position[e.u], position[e.v]) for e in self.edge_list], dtype=np.int64
-        ).reshape(-1, 2)
+    Edges up to `edge_reach` long are found by querying the ROI grown by that length; the
+    few longer ones (above the 99th percentile) are clipped against every requested ROI.
+    `Node` objects are made only for the nodes a request reads (unless given).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        locations: np.ndarray,
+        nodes: list[Node] | None = None,
+        edge_pos: np.ndarray | None = None,
+        edges: list[Edge] | None = None,
+    ) -> None:
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.index = PointIndex(locations, self.ids)
+        self.nodes = nodes
+        self.edge_pos = np.zeros((0, 2), np.int64) if edge_pos is None else edge_pos
+        self.edges = edges
+        self.edge_reach = 0.0
+        self.long_edges = np.zeros(0, dtype=np.int64)
         if len(self.edge_pos):
             locs = self.index.locations
             lengths = np.linalg.norm(locs[self.edge_pos[:, 0]] - locs[self.edge_pos[:, 1]], axis=1)
-            self.max_edge_length = float(lengths.max())
-        else:
-            self.max_edge_length = 0.0
+            self.edge_reach = float(np.percentile(lengths, 99))
+            self.long_edges = np.flatnonzero(lengths > self.edge_reach)
+
+    @classmethod
+    def of_graph(cls, graph: Graph) -> _IndexedGraph:
+        nodes = graph.nodes
+        position = {node.id: i for i, node in enumerate(nodes)}
+        edges = graph.edges
+        edge_pos = np.array([(position[e.u], position[e.v]) for e in edges], dtype=np.int64)
+        return cls(graph.node_ids, graph.locations, nodes, edge_pos.reshape(-1, 2), edges)
+
+    def _node(self, i: int) -> Node:
+        if self.nodes is not None:
+            return self.nodes[i]
+        return Node(int(self.ids[i]), self.index.locations[i])
 
     def subgraph(self, roi: Roi, spec: GraphSpec, trim: bool) -> Graph:
         """The nodes inside `roi` (copies), plus edges cut at its border if `trim`."""
         with_edges = trim and len(self.edge_pos) > 0
-        query = roi.grow(math.ceil(self.max_edge_length), math.ceil(self.max_edge_length))
-        picked = self.index.query_box(query if with_edges else roi)
+        if with_edges:
+            reach = math.ceil(self.edge_reach)
+            picked = self.index.query_box(roi.grow(reach, reach))
+            if len(self.long_edges):
+                ends = self.edge_pos[self.long_edges]
+                locs = self.index.locations
+                _, _, hit = clip_segments(locs[ends[:, 0]], locs[ends[:, 1]], roi)
+                picked = np.union1d(picked, ends[hit].reshape(-1))
+        else:
+            picked = self.index.query_box(roi)
         near = Graph(spec=spec)
         for i in picked.tolist():
-            node = self.node_list[i]
+            node = self._node(i)
             near._nodes[node.id] = node
         if len(self.edge_pos) and len(picked):
-            selected = np.zeros(len(self.node_list), dtype=bool)
+            selected = np.zeros(len(self.ids), dtype=bool)
             selected[picked] = True
             keep = np.flatnonzero(selected[self.edge_pos[:, 0]] & selected[self.edge_pos[:, 1]])
             for i in keep.tolist():
-                edge = self.edge_list[i]
+                edge = self.edges[i]
                 near._edges[near._edge_key(edge.u, edge.v)] = edge
         return near.crop(roi, trim=trim)
 
@@ -114,10 +145,12 @@ class GraphSource(Source):
                     "graph_spec=GraphSpec(roi=...)"
                 )
             spec.roi = _unbounded(dims)
-        graph = Graph(graph.nodes, graph.edges, spec)  # the source's own view, same nodes
-        self._indexed = _IndexedGraph(graph)
+        self._indexed = self._index(graph)
         self._spec = spec
         return ProviderSpec({self.key: spec})
+
+    def _index(self, graph: Graph) -> _IndexedGraph:
+        return _IndexedGraph.of_graph(graph)
 
     def point_index(self, key: GraphKey) -> PointIndex | None:
         """The KD-tree of all node locations of `key` (None for other keys)."""
@@ -139,27 +172,65 @@ _SPLIT = re.compile(r"[,\s;]+")
 
 def _read_csv(filename: str) -> np.ndarray:
     """Rows of numbers from a CSV/whitespace file; `#` comments and a header line skipped."""
-    rows = []
+    fast = _read_csv_fast(filename)
+    if fast is not None:
+        return fast
     with open(filename) as f:
-        for line_no, line in enumerate(f, 1):
+        lines = [line.split("#", 1)[0].strip() for line in f]
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line]
+    if not numbered:
+        return np.zeros((0, 0))
+    first = [t for t in _SPLIT.split(numbered[0][1]) if t]
+    try:
+        [float(t) for t in first]
+    except ValueError:
+        numbered = numbered[1:]  # a header line
+    if not numbered:
+        return np.zeros((0, 0))
+    tokens = [[t for t in _SPLIT.split(line) if t] for _, line in numbered]
+    widths = np.array([len(t) for t in tokens])
+    if np.any(widths != widths[0]):
+        raise ValueError(
+            f"{filename}: rows have different numbers of columns {sorted(set(widths.tolist()))}"
+        )
+    try:
+        return np.array(tokens, dtype=np.float64).reshape(len(tokens), int(widths[0]))
+    except ValueError:
+        for (line_no, line), row in zip(numbered, tokens):
+            try:
+                [float(t) for t in row]
+            except ValueError:
+                raise ValueError(
+                    f"{filename}:{line_no}: can not read {line!r} as numbers"
+                ) from None
+        raise
+
+
+def _read_csv_fast(filename: str) -> np.ndarray | None:
+    """`numpy.loadtxt` for the common layouts (comma or whitespace separated, optional
+    header); None where it does not apply (then the careful reader explains the problem)."""
+    header = 0
+    delimiter = None
+    with open(filename) as f:
+        for line in f:
             text = line.split("#", 1)[0].strip()
             if not text:
                 continue
-            tokens = [t for t in _SPLIT.split(text) if t]
+            delimiter = "," if "," in text else None
             try:
-                rows.append([float(t) for t in tokens])
+                [float(t) for t in _SPLIT.split(text) if t]
             except ValueError:
-                if rows:
-                    raise ValueError(
-                        f"{filename}:{line_no}: can not read {text!r} as numbers"
-                    ) from None
-                continue  # a header line
-    if not rows:
-        return np.zeros((0, 0))
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise ValueError(f"{filename}: rows have different numbers of columns {sorted(widths)}")
-    return np.array(rows, dtype=np.float64)
+                header = 1
+            break
+    try:
+        with open(filename) as f:
+            lines = (line for line in f if line.split("#", 1)[0].strip())
+            for _ in range(header):
+                next(lines, None)
+            table = np.loadtxt(lines, delimiter=delimiter, comments="#", ndmin=2)
+    except ValueError:
+        return None
+    return table.astype(np.float64) if table.size else None
 
 
 class CsvPointsSource(GraphSource):
@@ -216,7 +287,14 @@ class CsvPointsSource(GraphSource):
             begin = np.floor(locations.min(axis=0))
             end = np.floor(locations.max(axis=0)) + 1
             spec.roi = Roi(Coordinate(begin), Coordinate(end - begin))
-        return Graph.from_arrays(locations, ids, spec=spec)
+        if ids is None:
+            ids = np.arange(len(locations), dtype=np.int64)
+        self._arrays = (ids, locations)
+        return Graph(spec=spec)  # the nodes stay in arrays (no Node object per point)
+
+    def _index(self, graph: Graph) -> _IndexedGraph:
+        ids, locations = self._arrays
+        return _IndexedGraph(ids, locations)
 
 
 __all__ = ["GraphSource", "CsvPointsSource"]

@@ -190,10 +190,14 @@ def rasterize(
             for s in _segment_samples(p, q, grid.voxel_size):
                 point(s, edge_values[k], labels)
             continue
-        box = _box(grid, np.minimum(p, q), np.maximum(p, q), reach, p)
-        if box is not None:
-            a, b = box
-            paint(a, b, _segment_d2(grid, a, b, p, q, radius), edge_values[k], labels)
+        # long segments in pieces about a radius long: boxes hug the tube (same voxels)
+        pieces = max(1, int(np.ceil(np.linalg.norm((q - p) / reach))))
+        ends = p + np.linspace(0.0, 1.0, pieces + 1)[:, None] * (q - p)
+        for s0, s1 in zip(ends[:-1], ends[1:]):
+            box = _box(grid, np.minimum(s0, s1), np.maximum(s0, s1), reach, s0)
+            if box is not None:
+                a, b = box
+                paint(a, b, _segment_d2(grid, a, b, s0, s1, radius), edge_values[k], labels)
     return out
 
 
