@@ -19,7 +19,7 @@ from .batch import Array, Batch
 from .io_metadata import ome_ngff_multiscales, write_spatial_metadata
 from .nodes.writers import zarr_compressor
 from .pipeline import Node
-from .spec import ArrayKey, BatchRequest, ProviderSpec
+from .spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 
 HDF5_SUFFIXES = (".hdf", ".hdf5", ".h5")
 
@@ -28,7 +28,8 @@ class Snapshot(Node):
     """Save every `every`-th batch: the arrays in `dataset_names` to a zarr or HDF5 file.
 
     Args:
-        dataset_names: ArrayKey → dataset name in the file (e.g. "volumes/raw").
+        dataset_names: ArrayKey → dataset name in the file (e.g. "volumes/raw"); a GraphKey
+            is written as `{name}-ids`, `{name}-locations` (world units) and `{name}-edges`.
         output_dir: directory for the files.
         output_filename: file name; `{iteration}` (the training iteration, or the snapshot
             counter when no training happened) and `{id}` (the batch id) are filled in. A name
@@ -50,7 +51,7 @@ class Snapshot(Node):
 
     def __init__(
         self,
-        dataset_names: Mapping[ArrayKey, str],
+        dataset_names: Mapping[ArrayKey | GraphKey, str],
         output_dir: str | os.PathLike = "snapshots",
         output_filename: str = "{iteration}.zarr",
         every: int = 1,
@@ -102,11 +103,16 @@ class Snapshot(Node):
         """Write the arrays of `batch` named in `dataset_names`; returns the file's path."""
         path = self.filename(batch, n)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            name: self._prepared(key, batch[key])
-            for key, name in self.dataset_names.items()
-            if key in batch
-        }
+        arrays: dict[str, Array] = {}
+        for key, name in self.dataset_names.items():
+            if key not in batch:
+                continue
+            if isinstance(key, GraphKey):
+                from .nodes.graph_support import graph_datasets
+
+                arrays.update(graph_datasets(name, batch[key]))
+            else:
+                arrays[name] = self._prepared(key, batch[key])
         file_attrs = {}
         if batch.loss is not None:
             file_attrs["loss"] = float(batch.loss)

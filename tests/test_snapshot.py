@@ -121,3 +121,32 @@ def test_hdf5_snapshot_every_second_batch(tmp_path):
 def test_every_must_be_positive():
     with pytest.raises(ValueError, match="every"):
         Snapshot({RAW: "raw"}, every=0)
+
+
+def test_graphs_are_written_as_ids_locations_edges(tmp_path):
+    from gunpowder.graph import Graph
+    from gunpowder.spec import GraphKey, GraphSpec
+
+    points = GraphKey("SNAPSHOT_POINTS")
+    roi = Roi((0, 0, 0), (400, 80, 80))
+    locations = np.array([[40.0, 8.0, 12.0], [200.0, 40.0, 60.0]])
+
+    class Points(Source):
+        def setup(self, upstream_spec=None) -> ProviderSpec:
+            return ProviderSpec(graph_specs={points: GraphSpec(roi=roi)})
+
+        def provide(self, request, rng) -> Batch:
+            batch = Batch()
+            spec = GraphSpec(roi=request[points].roi)
+            batch[points] = Graph.from_arrays(locations, [5, 7], [[5, 7]], spec=spec)
+            return batch
+
+    req = BatchRequest(random_seed=0)
+    req[points] = GraphSpec(roi=roi)
+    pipeline = Points() + Snapshot({points: "tree"}, output_dir=tmp_path, output_filename="g.h5")
+    with build(pipeline):
+        pipeline.request_batch(req)
+    with h5py.File(tmp_path / "g.h5", "r") as f:
+        np.testing.assert_array_equal(f["tree-ids"][...], [5, 7])
+        np.testing.assert_allclose(f["tree-locations"][...], locations)
+        np.testing.assert_array_equal(f["tree-edges"][...], [[5, 7]])
