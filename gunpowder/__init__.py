@@ -4,6 +4,15 @@ The public names, nothing else; see docs/architecture.md for where each lives.
 """
 
 from .batch import Array, Batch
+from .blockwise import (
+    BlockPlan,
+    BlockwiseInterrupted,
+    BlockwiseSummary,
+    done_blocks,
+    make_plan,
+    plan_for,
+    run_blockwise,
+)
 from .compat import BatchFilter, BatchProvider, BatchSpec
 from .errors import (
     BatchFilterError,
