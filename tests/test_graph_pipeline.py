@@ -83,3 +83,24 @@ def test_synapse_example(tmp_path):
             assert batch[target].data.dtype == np.uint8
             assert batch[raw].data.shape == batch[target].data.shape
     assert len(locations) == 6
+
+
+def test_snapshot_writes_points(tmp_path):
+    points = gp.GraphKey("SNAP_POINTS")
+    graph = gp.Graph.from_arrays(
+        [[10.5, 20.0], [30.0, 40.0], [90.0, 90.0]],
+        ids=[3, 5, 8],
+        edges=[(3, 5)],
+        spec=gp.GraphSpec(roi=gp.Roi((0, 0), (100, 100))),
+    )
+    pipeline = gp.GraphSource(points, graph) + gp.Snapshot(
+        {points: "points"}, output_dir=tmp_path, output_filename="s.hdf"
+    )
+    request = gp.BatchRequest(random_seed=0)
+    request[points] = gp.GraphSpec(roi=gp.Roi((0, 0), (50, 50)))
+    with gp.build(pipeline):
+        pipeline.request_batch(request)
+    with h5py.File(tmp_path / "s.hdf", "r") as f:
+        assert f["points-ids"][:].tolist() == [3, 5]
+        assert np.allclose(f["points-locations"][:], [[10.5, 20.0], [30.0, 40.0]])
+        assert f["points-edges"][:].tolist() == [[3, 5]]
