@@ -41,7 +41,7 @@ from .nodes.labels import (
 from .nodes.location import RandomLocation, SpecifiedLocation
 from .nodes.pad_crop import Crop, Pad
 from .nodes.profiling_nodes import PrintProfilingStats
-from .nodes.rasterize import RasterizationSettings, RasterizeGraph
+from .nodes.rasterize import RasterizationSettings, RasterizeGraph, RasterizePoints
 from .nodes.reject import Reject
 from .nodes.resample import DownSample, Resample, UpSample
 from .nodes.scan import Scan
@@ -73,5 +73,10 @@ from .spec import (
     GraphSpec,
     ProviderSpec,
 )
+
+# 1.x names for graphs that were once called points
+PointsKey = GraphKey
+PointsKeys = GraphKeys
+PointsSpec = GraphSpec
 
 __version__ = "2.0.0.dev0"

@@ -182,7 +182,7 @@ class Batch(MutableMapping):
                 cropped[key] = (
                     value.crop(spec.roi, copy=copy)
                     if isinstance(key, ArrayKey)
-                    else value.crop(spec.roi)
+                    else value.crop(spec.roi, trim=True)
                 )
         return cropped
 

@@ -572,7 +572,7 @@ def conform_batch(node: Node, batch: Batch, request: BatchRequest) -> Batch:
             value = (
                 value.crop(spec.roi, copy=False)
                 if isinstance(key, ArrayKey)
-                else value.crop(spec.roi)
+                else value.crop(spec.roi, trim=True)
             )
         cropped[key] = value
     return cropped
