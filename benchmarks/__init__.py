@@ -154,10 +154,105 @@ def run_workload(
     return result
 
 
+# Runs in the measured interpreter (ours or the peer's: only the standard library besides
+# gunpowder), from BENCH_DIR so that `workload` imports and `gunpowder` is that venv's.
+_STEADY_CHILD = r"""
+import json, os, sys, time
+import gunpowder as gp
+import workload
+
+def tree_cpu_s():
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [c for c, (pp, _) in parents.items() if pp == pid and c not in tree]
+    ticks = sum(parents[p][1] for p in tree if p in parents)
+    return ticks / os.sysconf("SC_CLK_TCK"), len(tree)
+
+a = json.loads(sys.argv[1])
+pipeline, request, _ = workload.build_pipeline(a["data"], a["elastic"], a["workers"])
+t_start = time.perf_counter()
+with gp.build(pipeline):
+    pipeline.request_batch(request)
+    first = time.perf_counter() - t_start
+    for _ in range(a["warmup"]):
+        pipeline.request_batch(request)
+    cpu0, _ = tree_cpu_s()
+    times = []
+    t0 = time.perf_counter()
+    for _ in range(a["batches"]):
+        t = time.perf_counter()
+        pipeline.request_batch(request)
+        times.append(time.perf_counter() - t)
+    wall = time.perf_counter() - t0
+    cpu1, processes = tree_cpu_s()
+times.sort()
+print(json.dumps({
+    "workers": a["workers"], "elastic": a["elastic"], "batches": a["batches"],
+    "first_batch_s": round(first, 3),
+    "wall_ms_per_batch": round(1e3 * wall / a["batches"], 2),
+    "median_ms_per_batch": round(1e3 * times[len(times) // 2], 2),
+    "cpu_ms_per_batch": round(1e3 * (cpu1 - cpu0) / a["batches"], 2),
+    "processes": processes,
+}))
+"""
+
+
+def steady_state(
+    python: str | Path,
+    workers: int = 0,
+    elastic: bool = True,
+    batches: int = 40,
+    warmup: int = 8,
+    data: Path = DATA,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """Wall time and CPU time (all processes) per batch after `warmup` batches.
+
+    CPU time per batch does not depend on what else runs on the machine, so
+    `workers * cpu(0 workers) / cpu(W workers)` bounds the speed-up W idle cores can give.
+    """
+    python = os.path.abspath(python) if os.sep in str(python) else str(python)
+    args = {"data": str(data), "workers": workers, "elastic": elastic}
+    args.update(batches=batches, warmup=warmup)
+    cmd = [python, "-c", _STEADY_CHILD, json.dumps(args)]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=str(BENCH_DIR),
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"steady-state run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
 def peer_python() -> Path | None:
     """The peer venv's interpreter (gunpowder 1.5), if it exists."""
     python = PEER_VENV / "bin" / "python"
     return python if python.exists() else None
 
 
-__all__ = ["run_workload", "peer_python", "TreeMemory", "BENCH_DIR", "DATA", "PEER_VENV"]
+__all__ = [
+    "run_workload",
+    "steady_state",
+    "peer_python",
+    "TreeMemory",
+    "BENCH_DIR",
+    "DATA",
+    "PEER_VENV",
+]

@@ -2,12 +2,14 @@
 gunpowder 1.5, printed as a table (batches/s, time to first batch, peak memory of all processes).
 
     python -m benchmarks [--workers 0 1 2] [--elastic both|yes|no] [--iterations 40]
-                         [--rounds 1] [--peer] [--json FILE] [--compare -- ARGS...]
+                         [--rounds 1] [--peer] [--steady] [--json FILE] [--compare -- ARGS...]
 
 `--peer` runs the same workload on gunpowder 1.5 from the peer venv
 (~/.cache/gunpowder-bench/peer-venv, made by ../shared/bench/compare.sh), alternating with
-ours in every round; each figure is the median over rounds. `--compare -- ARGS` only runs
-../shared/bench/compare.sh with ARGS (its own rate comparison) and exits.
+ours in every round; each figure is the median over rounds. `--steady` measures instead,
+after a warm-up, wall time and CPU time of all processes per batch: CPU time does not depend
+on the machine's load, and W * cpu(0 workers) / cpu(W workers) is the speed-up W idle cores
+can give. `--compare -- ARGS` only runs ../shared/bench/compare.sh with ARGS and exits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import BENCH_DIR, DATA, REPO, peer_python, run_workload
+from . import BENCH_DIR, DATA, REPO, peer_python, run_workload, steady_state
 
 
 def _median(values: list[float]) -> float:
@@ -56,7 +58,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="The CREMI-style workload: batches/s, time to first batch, peak memory.",
+    )
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--elastic", choices=["both", "yes", "no"], default="both")
     ap.add_argument("--iterations", type=int, default=40)
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--python", default=sys.executable, help="interpreter for our gunpowder")
     ap.add_argument("--peer", action="store_true", help="also run gunpowder 1.5 (peer venv)")
+    ap.add_argument("--steady", action="store_true", help="steady-state wall and CPU per batch")
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     ap.add_argument("--compare", nargs=argparse.REMAINDER, help="run compare.sh with these args")
     args = ap.parse_args(argv)
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     elastic_modes = {"both": [False, True], "yes": [True], "no": [False]}[args.elastic]
     impls = [("ours", args.python)] + ([("peer", str(peer))] if peer else [])
+    if args.steady:
+        return _steady(args, impls, elastic_modes)
     runs: dict[tuple[str, bool, int], list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         for elastic in elastic_modes:
@@ -113,6 +121,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"summary": rows, "runs": {str(k): v for k, v in runs.items()}}
         args.json.write_text(json.dumps(payload, indent=1))
+    return 0
+
+
+def _steady(args: argparse.Namespace, impls: list, elastic_modes: list) -> int:
+    runs: dict[tuple[str, bool, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for elastic in elastic_modes:
+            for workers in args.workers:
+                for impl, python in impls:
+                    r = steady_state(
+                        python, workers, elastic, args.iterations, max(args.warmup, 5), args.data
+                    )
+                    runs.setdefault((impl, elastic, workers), []).append(r)
+                    print(f"[round {round_ + 1}] {impl}: {json.dumps(r)}", flush=True)
+    head = (
+        f"{'impl':<6} {'elastic':<7} {'workers':>7} {'wall ms':>8} {'cpu ms':>8} "
+        f"{'x w=0 wall':>10} {'x w=0 bound':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    summary = []
+    for (impl, elastic, workers), group in sorted(runs.items(), key=lambda kv: kv[0][1:]):
+        wall = _median([r["wall_ms_per_batch"] for r in group])
+        cpu = _median([r["cpu_ms_per_batch"] for r in group])
+        base = runs.get((impl, elastic, 0))
+        base_wall = _median([r["wall_ms_per_batch"] for r in base]) if base else float("nan")
+        base_cpu = _median([r["cpu_ms_per_batch"] for r in base]) if base else float("nan")
+        bound = max(workers, 1) * base_cpu / cpu
+        row = dict(impl=impl, elastic=elastic, workers=workers, wall_ms=wall, cpu_ms=cpu)
+        summary.append({**row, "speedup_wall": base_wall / wall, "speedup_bound": bound})
+        lines.append(
+            f"{impl:<6} {str(elastic):<7} {workers:>7} {wall:>8.1f} {cpu:>8.1f} "
+            f"{base_wall / wall:>10.2f} {bound:>11.2f}"
+        )
+    print()
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"summary": summary, "runs": {str(k): v for k, v in runs.items()}}, indent=1)
+        )
     return 0
 
 

@@ -35,6 +35,7 @@ from .spec import BatchRequest, ProviderSpec
 
 START_METHOD_ENV = "GUNPOWDER_START_METHOD"
 TASKS_PER_WORKER = 2  # one being computed, one queued, so a worker never waits for the next
+LOCAL_BATCHES = 1  # batches PreCache makes itself while its workers start (more would slow them)
 _IN_BAND_BYTES = 1 << 16  # smaller buffers travel inside the pickle stream
 _GRACE_S = 0.5  # how long a closing pool waits for workers to exit before SIGTERM/SIGKILL
 _in_worker = False  # True inside a worker process: nested pools compute in-process instead
@@ -521,7 +522,8 @@ class _PoolCore:
         self.results: dict[int, tuple] = {}
         self.wake_r, self.wake_w = os.pipe()
         self.thread: threading.Thread | None = None
-        self.local: Any = None  # makes batch i in this process until a worker is ready
+        self.local: Any = None  # makes batch i in this process while no worker is ready
+        self.local_left = LOCAL_BATCHES
         self.starter: threading.Thread | None = None
         self.freed: deque[tuple[int, int]] = deque()  # (worker, slot) to report free
         self.shm_prefix = (
@@ -767,11 +769,13 @@ class _PoolCore:
             self._dispatch()
             if (
                 self.local is not None
+                and self.local_left > 0
                 and self.fatal is None
                 and i == self.next_task
                 and not any(w.ready for w in self.workers)
             ):  # no worker is up yet: make this one here, the same batch a worker would make
                 self.next_task += 1
+                self.local_left -= 1
                 local, request = self.local, self.request.with_seed(derive_seed(self.base_seed, i))
             else:
                 local = None
