@@ -130,7 +130,11 @@ class ModelNode(Node):
                 interpolatable=True,
                 dtype=np.float32,
             )
-            spec[key] = out if given is None else out.update_with(given)
+            if given is not None:
+                out = out.update_with(given)
+                if given.nonspatial:
+                    out = out.replace(roi=None, voxel_size=None)
+            spec[key] = out
         return spec
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[BatchRequest, Any]:
