@@ -17,11 +17,16 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cremi"
 
 @pytest.fixture(scope="module")
 def cremi():
+    """The example's modules, imported from examples/cremi and forgotten afterwards (their
+    names -- train, predict, ... -- are too generic to leave in sys.modules)."""
+    names = ("make_volume", "unet", "train", "predict", "demo")
     sys.path.insert(0, str(EXAMPLE))
     try:
-        yield {name: importlib.import_module(name) for name in ("make_volume", "unet", "demo")}
+        yield {name: importlib.import_module(name) for name in names}
     finally:
         sys.path.remove(str(EXAMPLE))
+        for name in names:
+            sys.modules.pop(name, None)
 
 
 def test_volume_is_cremi_like(cremi, tmp_path):

@@ -219,3 +219,32 @@ def test_device_resolution():
         assert resolve_device(use_gpu=0) == torch.device("cuda:0")
     with pytest.raises(ValueError):
         resolve_device("cpu", use_gpu=0)
+
+
+def test_tensorboard_gets_the_loss_when_installed(tmp_path, monkeypatch):
+    """With tensorboard importable, log_dir also receives a `loss` scalar per logged step."""
+    import sys
+    import types
+
+    scalars = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            scalars.append("closed")
+
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    node, _ = make_train(tmp_path, log_dir=tmp_path / "tb", log_every=2)
+    pipeline = NoiseSource() + node
+    with build(pipeline):
+        losses = [pipeline.request_batch(request(seed=i)).loss for i in range(4)]
+    assert scalars == [("loss", losses[1], 2), ("loss", losses[3], 4), "closed"]
+    rows = (tmp_path / "tb" / "loss.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["iteration", "2", "4"]
