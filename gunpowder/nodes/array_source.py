@@ -45,6 +45,8 @@ class ArraySource(Source):
 
     def provide(self, request: BatchRequest, rng: np.random.Generator) -> Batch:
         batch = Batch()
+        if self.key not in request:
+            return batch
         spec = request[self.key]
         if self.array.spec.nonspatial or spec.roi is None:
             batch[self.key] = Array(self.array.data, self.array.spec)
