@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# torch's idle OpenMP threads spin and starve the data workers on small machines
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test lint bench clean
 

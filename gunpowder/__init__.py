@@ -80,3 +80,12 @@ PointsKeys = GraphKeys
 PointsSpec = GraphSpec
 
 __version__ = "2.0.0.dev0"
+
+
+def __getattr__(name: str):
+    """`gp.torch` and `gp.plot` import on first use, so `import gunpowder` needs no torch."""
+    if name in ("torch", "plot"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gunpowder' has no attribute {name!r}")

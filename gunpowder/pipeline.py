@@ -689,6 +689,8 @@ class ArrayFunction(Node):
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         upstream = request.copy()
+        if self.dtype is not None and self.key in upstream:
+            upstream[self.key] = upstream[self.key].replace(dtype=None)
         child = None
         if self.random:
             child = np.random.default_rng(rng.integers(2**63))
