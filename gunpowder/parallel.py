@@ -3,8 +3,10 @@
 A batch is a pure function of (pipeline, request seed), so batch `i` of a run started with
 seed `s` is the pipeline's batch for `derive_seed(s, i)` whichever process makes it: content
 and order never depend on the number of workers. Workers set up their own copy of the
-pipeline (files open per process), send batches back through pipes with pickle protocol 5
-(array data travels out of band: no copy beyond the kernel's), and never outlive their owner.
+pipeline (files open per process) and send batches back with pickle protocol 5: array data
+is copied once, into a reusable shared-memory slot that the main process maps (no copy
+there). Errors carry the worker's traceback and the node's name; a dead worker is reported
+at once; workers never outlive their owner (teardown, garbage collection, Ctrl-C, exit).
 """
 
 from __future__ import annotations
@@ -809,19 +811,6 @@ class _PoolCore:
             )
         return body
 
-    def wait_ready(self) -> ProviderSpec:
-        """The spec of the first worker to finish its setup."""
-        with self.cond:
-            while self.spec is None and self.fatal is None and not self.closed:
-                self.cond.wait(timeout=1.0)
-            fatal, spec = self.fatal, self.spec
-        if fatal is not None:
-            self.close()
-            err = fatal[0](fatal[1])
-            err.node_name = fatal[2]  # type: ignore[attr-defined]
-            raise err
-        return spec  # type: ignore[return-value]
-
     @property
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process.pid is not None]
@@ -949,9 +938,6 @@ class WorkerPool:
     def next_batch(self) -> Batch:
         return self._core.next_batch()
 
-    def wait_ready(self) -> ProviderSpec:
-        return self._core.wait_ready()
-
     @property
     def pids(self) -> list[int]:
         return self._core.pids
@@ -1021,8 +1007,10 @@ class PreCache(Node):
 
     The k-th request after the first request R (seed s0) returns the upstream's batch for
     R with seed `derive_seed(s0, k)`, the same for any `num_workers` (0: made in this process,
-    on demand). A request that differs from R (seeds aside) restarts the run from it.
-    `start_method` defaults to `default_start_method()`.
+    on demand), as `stream(upstream, R, seed=s0)` would. A request that differs from R (seeds
+    aside) restarts the run from it. Workers start on the first request, in the background;
+    that first batch is made here meanwhile. `start_method` defaults to
+    `default_start_method()` ("forkserver"; `$GUNPOWDER_START_METHOD` overrides it).
     """
 
     drives_upstream = True
