@@ -11,7 +11,11 @@ import numpy as np
 
 from .errors import PipelineRequestError
 from .geometry import Coordinate, Roi
-from .spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
+from .spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, KindView, ProviderSpec
+
+
+class ArrayMismatch(ValueError, AssertionError):
+    """Array data that does not fit its spec (1.x asserted this)."""
 
 
 class Array:
@@ -23,11 +27,16 @@ class Array:
     __slots__ = ("data", "spec", "attrs")
 
     def __init__(self, data: Any, spec: ArraySpec | None = None, attrs: dict | None = None) -> None:
-        self.data = data
-        self.spec = ArraySpec() if spec is None else spec.copy()
+        object.__setattr__(self, "spec", ArraySpec() if spec is None else spec.copy())
+        object.__setattr__(self, "data", data)
         self.attrs = {} if attrs is None else attrs
-        if self.spec.dtype is None and hasattr(data, "dtype"):
-            self.spec.dtype = data.dtype
+        dtype = getattr(data, "dtype", None)
+        if self.spec.dtype is None and dtype is not None:
+            self.spec.dtype = dtype
+        elif dtype is not None and self.spec.dtype != dtype:
+            raise ArrayMismatch(
+                f"array data of dtype {dtype} does not match its spec's dtype {self.spec.dtype}"
+            )
         self.check()
 
     def check(self) -> None:
@@ -39,7 +48,7 @@ class Array:
         dims = spec.roi.dims
         shape = tuple(np.shape(self.data))
         if len(shape) < dims:
-            raise ValueError(
+            raise ArrayMismatch(
                 f"array of shape {shape} has fewer axes than its ROI {spec.roi} ({dims} spatial)"
             )
         expected = spec.roi.shape / spec.voxel_size if not spec.roi.unbounded else None
@@ -47,7 +56,7 @@ class Array:
             tuple(shape[-dims:]) != tuple(expected)
             or not spec.roi.shape.is_multiple_of(spec.voxel_size)
         ):
-            raise ValueError(
+            raise ArrayMismatch(
                 f"array data of shape {shape} does not match its ROI {spec.roi} at voxel size "
                 f"{spec.voxel_size}: expected spatial shape {tuple(expected)}"
             )
@@ -77,11 +86,45 @@ class Array:
             data = np.array(data)
         return Array(data, self.spec.replace(roi=roi), dict(self.attrs))
 
+    def merge(self, array: Array, copy_from_self: bool = False, copy: bool = False) -> Array:
+        """This array and `array` as one, over the larger of the two ROIs (1.x `Array.merge`).
+
+        One ROI must contain the other. Where they overlap, `array`'s values win (or this
+        array's, with `copy_from_self`). Neither input is changed; the data is copied where
+        values are written in, or everywhere with `copy=True`.
+        """
+        if self.spec.nonspatial or array.spec.nonspatial:
+            source = self if copy_from_self else array
+            return source.copy() if copy else source
+        mine, theirs = self.spec.roi, array.spec.roi
+        if mine.contains(theirs):
+            large, small, small_wins = self, array, not copy_from_self
+        elif theirs.contains(mine):
+            large, small, small_wins = array, self, copy_from_self
+        else:
+            raise ArrayMismatch(
+                f"can not merge arrays with ROIs {mine} and {theirs}: neither contains the other"
+            )
+        if not small_wins or small.spec.roi.empty:
+            return large.copy() if copy else large
+        data = np.array(large.data, dtype=np.result_type(large.data, small.data))
+        vs = large.spec.voxel_size
+        target = (Ellipsis,) + ((small.spec.roi - large.spec.roi.offset) / vs).to_slices()
+        data[target] = small.data
+        spec = large.spec.replace(dtype=data.dtype)
+        return Array(data, spec, {**large.attrs, **small.attrs})
+
     def copy(self) -> Array:
         return Array(np.array(self.data), self.spec, _copy.deepcopy(self.attrs))
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
+        if name == "data":
+            # 1.x code replaces `array.data`; the spec's dtype follows the new data
+            dtype = getattr(value, "dtype", None)
+            spec = getattr(self, "spec", None)
+            if dtype is not None and spec is not None:
+                spec.dtype = dtype
 
     def __repr__(self) -> str:
         return f"Array(shape={np.shape(self.data)}, dtype={getattr(self.data, 'dtype', None)}, spec={self.spec})"
@@ -143,15 +186,17 @@ class Batch(MutableMapping):
         return len(self._items)
 
     @property
-    def arrays(self) -> dict[ArrayKey, Array]:
-        return {k: v for k, v in self._items.items() if isinstance(k, ArrayKey)}
+    def arrays(self) -> KindView:
+        """The arrays of this batch (a live mapping: `batch.arrays[key] = array` works)."""
+        return KindView(self, ArrayKey)
 
     @property
-    def graphs(self) -> dict[GraphKey, Any]:
-        return {k: v for k, v in self._items.items() if isinstance(k, GraphKey)}
+    def graphs(self) -> KindView:
+        """The graphs of this batch (a live mapping)."""
+        return KindView(self, GraphKey)
 
     @property
-    def points(self) -> dict[GraphKey, Any]:
+    def points(self) -> KindView:
         return self.graphs
 
     # geometry -----------------------------------------------------------------------------
@@ -187,10 +232,26 @@ class Batch(MutableMapping):
         return cropped
 
     def merge(self, other: Batch, merge_profiling_stats: bool = True) -> Batch:
-        """A new batch with the items of both; `other` wins where keys collide."""
+        """A new batch with the items of both (1.x `Batch.merge`). Where a key is in both and
+        one array's ROI contains the other's, they are merged with `Array.merge` (`other`'s
+        values win where they overlap); otherwise `other`'s item replaces this batch's."""
         merged = self._empty_like()
         merged._items.update(self._items)
-        merged._items.update(other._items)
+        for key, value in other._items.items():
+            mine = merged._items.get(key)
+            if (
+                isinstance(key, ArrayKey)
+                and mine is not None
+                and mine is not value
+                and mine.spec.roi is not None
+                and value.spec.roi is not None
+                and mine.spec.roi != value.spec.roi
+                and (
+                    mine.spec.roi.contains(value.spec.roi) or value.spec.roi.contains(mine.spec.roi)
+                )
+            ):
+                value = mine.merge(value)
+            merged._items[key] = value
         if merge_profiling_stats:
             merged.profiling_stats.merge_with(other.profiling_stats)
         for attr in ("loss", "iteration", "affinity_neighborhood"):

@@ -97,6 +97,10 @@ class BatchFilter(BatchProvider):
         """Skip this filter for requests that contain none of its provided/updated keys."""
         self.__dict__["_autoskip"] = skip
 
+    def enable_placeholders(self) -> None:
+        """Accepted for 1.x compatibility: placeholders are always passed on here."""
+        self.__dict__["_placeholders"] = True
+
     def prepare(self, request: BatchRequest) -> BatchRequest | None:
         return None
 
@@ -174,10 +178,10 @@ class LegacyFilter(Node):
         _seed_globals(rng)
         own = request.copy()
         deps = f.prepare(own)
-        if isinstance(deps, BatchRequest) or (
-            isinstance(deps, ProviderSpec) and not isinstance(deps, BatchRequest)
-        ):
-            upstream = own.update_with(deps)
+        if isinstance(deps, ProviderSpec):
+            # ask for both: where the downstream request and the dependencies name the
+            # same key, upstream gets the union of their ROIs (as in 1.x)
+            upstream = own.merge(deps)
         elif deps is None:
             upstream = own
         else:

@@ -1,7 +1,9 @@
 """World-unit geometry: `Coordinate` (an integer tuple with element-wise maths) and `Roi`.
 
 Both are immutable and hashable. `None` marks an unbounded dimension and propagates through
-arithmetic, so an unbounded ROI can be intersected with a bounded one.
+arithmetic, so an unbounded ROI can be intersected with a bounded one. As in gunpowder 1.x,
+entries are truncated to integers (`int(x)`), and `dims`, `size`, `empty` and `unbounded` read
+both as properties (`roi.dims`) and as the early 1.x methods (`roi.dims()`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,50 @@ import numpy as np
 Number = Union[int, float, None]
 
 
+class DimensionMismatch(ValueError, AssertionError):
+    """Two coordinates or ROIs of different dimensions were combined (1.x asserted this)."""
+
+
+class _CallableInt(int):
+    """An int that may also be called: `roi.dims` (later 1.x) and `roi.dims()` (1.0) agree."""
+
+    __slots__ = ()
+
+    def __call__(self) -> int:
+        return int(self)
+
+
+class _CallableBool(int):
+    """A truth value that may also be called: `roi.empty` and `roi.empty()` agree."""
+
+    __slots__ = ()
+
+    def __call__(self) -> bool:
+        return bool(self)
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+    __str__ = __repr__
+
+
+_TRUE = _CallableBool(1)
+_FALSE = _CallableBool(0)
+
+
+def _flag(value: bool) -> _CallableBool:
+    return _TRUE if value else _FALSE
+
+
 def _to_int(x: Any) -> int | None:
     if x is None:
         return None
-    if isinstance(x, (float, np.floating)) and not float(x).is_integer():
+    if isinstance(x, (float, np.floating)):
         if math.isinf(x):
             return None
-        raise ValueError(f"Coordinate entries must be whole numbers, got {x!r}")
-    return int(x)
+        if math.isnan(x):
+            raise ValueError("Coordinate entries can not be NaN")
+    return int(x)  # truncates towards zero, as gunpowder 1.x does
 
 
 class Coordinate(tuple):
@@ -45,7 +83,7 @@ class Coordinate(tuple):
 
     @property
     def dims(self) -> int:
-        return len(self)
+        return _CallableInt(len(self))
 
     def squeeze(self, dim: int = 0) -> Coordinate:
         return Coordinate(v for i, v in enumerate(self) if i != dim)
@@ -57,7 +95,7 @@ class Coordinate(tuple):
 
     def _check_dims(self, other: tuple) -> None:
         if len(self) != len(other):
-            raise ValueError(
+            raise DimensionMismatch(
                 f"can not combine coordinates of different dimensions: {self} and {other}"
             )
 
@@ -141,7 +179,7 @@ class Roi:
         off = Coordinate(offset)
         shp = Coordinate(shape)
         if len(off) != len(shp):
-            raise ValueError(f"Roi offset {off} and shape {shp} differ in dimensions")
+            raise DimensionMismatch(f"Roi offset {off} and shape {shp} differ in dimensions")
         # an unbounded axis has both offset and shape None
         off = Coordinate(None if s is None else o for o, s in zip(off, shp))
         shp = Coordinate(None if o is None else s for o, s in zip(off, shp))
@@ -180,21 +218,21 @@ class Roi:
 
     @property
     def dims(self) -> int:
-        return len(self._shape)
+        return _CallableInt(len(self._shape))
 
     @property
     def size(self) -> int | None:
         if self.unbounded:
             return None
-        return int(np.prod(self._shape, dtype=np.int64)) if self.dims else 0
+        return _CallableInt(int(np.prod(self._shape, dtype=np.int64)) if self.dims else 0)
 
     @property
     def empty(self) -> bool:
-        return any(s == 0 for s in self._shape)
+        return _flag(any(s == 0 for s in self._shape))
 
     @property
     def unbounded(self) -> bool:
-        return any(s is None for s in self._shape)
+        return _flag(any(s is None for s in self._shape))
 
     def get_offset(self) -> Coordinate:
         return self.offset
@@ -231,7 +269,7 @@ class Roi:
     # algebra ----------------------------------------------------------------------------
     def _check(self, other: Roi) -> None:
         if self.dims != other.dims:
-            raise ValueError(f"ROIs of different dimensions: {self} and {other}")
+            raise DimensionMismatch(f"ROIs of different dimensions: {self} and {other}")
 
     def contains(self, other: Any) -> bool:
         """True if a point (Coordinate/tuple) or a whole ROI lies inside this ROI."""
@@ -247,7 +285,7 @@ class Roi:
             return True
         point = tuple(other)
         if len(point) != self.dims:
-            raise ValueError(f"point {point} and ROI {self} differ in dimensions")
+            raise DimensionMismatch(f"point {point} and ROI {self} differ in dimensions")
         for b, e, p in zip(self.begin, self.end, point):
             if b is None:
                 continue
@@ -302,7 +340,10 @@ class Roi:
                 end.append(max(e, oe))
         return Roi(begin, [None if b is None else e - b for b, e in zip(begin, end)])
 
-    def shift(self, by: Iterable[Number]) -> Roi:
+    def shift(self, by: Iterable[Number] | Number) -> Roi:
+        """This ROI moved by `by` (a coordinate, or one number for every axis)."""
+        if isinstance(by, (int, float, np.integer, np.floating)):
+            return Roi(self._offset + by, self._shape)
         return Roi(self._offset + Coordinate(by), self._shape)
 
     def grow(
@@ -320,7 +361,7 @@ class Roi:
             return Coordinate((int(amount),) * self.dims)
         c = Coordinate(amount)
         if len(c) != self.dims:
-            raise ValueError(f"amount {c} and ROI {self} differ in dimensions")
+            raise DimensionMismatch(f"amount {c} and ROI {self} differ in dimensions")
         return Coordinate(0 if v is None else v for v in c)
 
     def snap_to_grid(self, voxel_size: Iterable[int], mode: str = "grow") -> Roi:
@@ -330,7 +371,7 @@ class Roi:
         """
         vs = Coordinate(voxel_size)
         if len(vs) != self.dims:
-            raise ValueError(f"voxel size {vs} and ROI {self} differ in dimensions")
+            raise DimensionMismatch(f"voxel size {vs} and ROI {self} differ in dimensions")
         if mode not in ("grow", "shrink", "closest"):
             raise ValueError(f"snap_to_grid mode must be grow, shrink or closest, got {mode!r}")
         begin, end = [], []
@@ -360,6 +401,8 @@ class Roi:
         return self.shift(other)
 
     def __sub__(self, other: Any) -> Roi:
+        if isinstance(other, (int, float, np.integer, np.floating)):
+            return self.shift(-other)
         return self.shift(-Coordinate(other))
 
     def __truediv__(self, voxel_size: Any) -> Roi:

@@ -7,7 +7,7 @@ random seed) says what a caller wants. Both map `ArrayKey`/`GraphKey` to a spec.
 from __future__ import annotations
 
 import copy as _copy
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Union
 
 import numpy as np
@@ -238,6 +238,53 @@ Key = Union[ArrayKey, GraphKey]
 Spec = Union[ArraySpec, GraphSpec]
 
 
+class KindView(MutableMapping):
+    """The entries of one key kind (arrays or graphs) of a mapping, live: reading, assigning
+    (`request.array_specs[key] = spec`, `batch.arrays[key] = array`, as 1.x code does) and
+    deleting go through to the owner, with the owner's checks."""
+
+    __slots__ = ("_owner", "_kind")
+
+    def __init__(self, owner: Any, kind: type) -> None:
+        self._owner = owner
+        self._kind = kind
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, self._kind):
+            raise KeyError(key)
+        return self._owner[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not isinstance(key, self._kind):
+            raise TypeError(f"{key!r} is not a {self._kind.__name__}")
+        self._owner[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        if not isinstance(key, self._kind) or key not in self._owner:
+            raise KeyError(key)
+        del self._owner[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, self._kind) and key in self._owner
+
+    def __iter__(self) -> Iterator[Any]:
+        return (k for k in list(self._owner) if isinstance(k, self._kind))
+
+    def __len__(self) -> int:
+        return sum(1 for k in self._owner if isinstance(k, self._kind))
+
+    def copy(self) -> dict:
+        return dict(self.items())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class ProviderSpec(MutableMapping):
     """A mapping from keys to specs: what a pipeline (or node) can provide."""
 
@@ -284,15 +331,17 @@ class ProviderSpec(MutableMapping):
         return len(self._specs)
 
     @property
-    def array_specs(self) -> dict[ArrayKey, ArraySpec]:
-        return {k: v for k, v in self._specs.items() if isinstance(k, ArrayKey)}  # type: ignore[misc]
+    def array_specs(self) -> KindView:
+        """The array entries (a live mapping: `spec.array_specs[key] = ...` works)."""
+        return KindView(self, ArrayKey)
 
     @property
-    def graph_specs(self) -> dict[GraphKey, GraphSpec]:
-        return {k: v for k, v in self._specs.items() if isinstance(k, GraphKey)}  # type: ignore[misc]
+    def graph_specs(self) -> KindView:
+        """The graph entries (a live mapping)."""
+        return KindView(self, GraphKey)
 
     @property
-    def points_specs(self) -> dict[GraphKey, GraphSpec]:
+    def points_specs(self) -> KindView:
         return self.graph_specs
 
     def copy(self) -> ProviderSpec:
@@ -329,9 +378,9 @@ class ProviderSpec(MutableMapping):
             common = spec.roi if common is None else common.intersect(spec.roi)
         return common
 
-    def get_lcm_voxel_size(self, keys: Any = None) -> Coordinate | None:
-        """The least common multiple of the voxel sizes of `keys` (default: all arrays)."""
-        keys = self.array_specs.keys() if keys is None else keys
+    def get_lcm_voxel_size(self, array_keys: Any = None) -> Coordinate | None:
+        """The least common multiple of the voxel sizes of `array_keys` (default: all arrays)."""
+        keys = list(self.array_specs.keys()) if array_keys is None else array_keys
         sizes = [
             self[k].voxel_size
             for k in keys
@@ -410,6 +459,21 @@ class BatchRequest(ProviderSpec):
 
     def update_with(self, other: ProviderSpec) -> BatchRequest:  # type: ignore[override]
         return super().update_with(other)  # type: ignore[return-value]
+
+    def merge(self, request: ProviderSpec) -> BatchRequest:
+        """A new request asking for both: keys of `request` are added, and a key in both gets
+        the union of the two ROIs (1.x `BatchRequest.merge`)."""
+        merged = self.copy()
+        for key, spec in request.items():
+            if key not in merged:
+                merged[key] = spec
+                continue
+            have = merged[key]
+            if getattr(have, "nonspatial", False) or have.roi is None:
+                merged[key] = spec
+            elif spec.roi is not None:
+                merged._specs[key] = have.replace(roi=have.roi.union(spec.roi))
+        return merged
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ProviderSpec) and self._specs == other._specs

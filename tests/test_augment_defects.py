@@ -165,7 +165,8 @@ def test_shift_moves_points_with_their_section():
     request = gp.BatchRequest(random_seed=4)
     request[RAW] = gp.ArraySpec(roi=roi)
     request[POINTS] = gp.GraphSpec(roi=roi)
-    with gp.build(WithPoints({RAW: source}) + node) as pipeline:
+    # shifted sections read raw beyond the data: Pad provides it (ShiftAugment never makes it up)
+    with gp.build(WithPoints({RAW: source}) + gp.Pad(RAW, None) + node) as pipeline:
         batch = pipeline.request_batch(request)
         # the draws the engine made: the node's own Generator for seed 4 at the output end
         _, (shifts, *_rest) = node.prepare(check_request(node, request), node_rng(4, ()))

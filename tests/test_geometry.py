@@ -16,8 +16,9 @@ def test_coordinate_arithmetic_and_none():
     assert a + Coordinate(None, 1, 1) == (None, 5, 5)
     with pytest.raises(ValueError):
         _ = a + Coordinate(1, 1)
-    with pytest.raises(ValueError):
-        Coordinate(1.5, 2)
+    # as in gunpowder 1.x, entries are truncated like int(x)
+    assert Coordinate(1.5, 2) == (1, 2) and Coordinate(-1.5, 2.0) == (-1, 2)
+    assert Coordinate(4, 4) * 1.3 == (5, 5)
 
 
 def test_roi_accessors():

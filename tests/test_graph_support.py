@@ -147,7 +147,10 @@ def test_shift_augment_points_move_with_their_sections(seed):
     ShiftAugment = _node_class("ShiftAugment")
     rng = np.random.default_rng(seed)
     graph, array = marked_volume(rng, (20, 30, 30), (8, 4, 4), 10, region=(6, (14, 24, 24)))
-    pipeline = source_for(graph, array) + ShiftAugment(prob_slip=0.3, prob_shift=0.3, sigma=8)
+    # shifted sections read markers beyond the data: Pad provides them (as in 1.x, ShiftAugment
+    # does not make data up)
+    pad = importlib.import_module("gunpowder.nodes.pad_crop").Pad(MARKERS, None)
+    pipeline = source_for(graph, array) + pad + ShiftAugment(prob_slip=0.3, prob_shift=0.3, sigma=8)
     with build(pipeline) as p:
         batch = p.request_batch(request_for(Roi((16, 20, 20), (128, 80, 80)), seed))
     assert assert_points_on_markers(batch, tolerance=0) > 0
@@ -248,7 +251,9 @@ def test_shifts_near_points_contain_a_point(seed, centered, step):
     index = PointIndex(locs)
     step = Coordinate(step)
     roi = Roi((0, 0), (40, 48))
-    k_lo, k_hi = np.array([-5, -3]), 400 // np.array(step)  # every point is reachable
+    # every point is reachable: shifts down to the whole ROI (and one step) below 0
+    k_lo = -(np.array(roi.end) // np.array(step)) - 1
+    k_hi = 400 // np.array(step)
     shifts = shifts_near_points(roi, index, k_lo, k_hi, step, rng, centered, 20)
     for _ in range(20):
         s = next(shifts)

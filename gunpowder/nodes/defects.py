@@ -21,7 +21,7 @@ from ..transforms.augment_defects import (
     low_contrast,
     shift_sections,
 )
-from .elastic import move_graph
+from .elastic import check_source, move_graph
 
 MISSING, LOW_CONTRAST, ARTIFACT, DEFORM = "missing", "low_contrast", "artifact", "deform"
 
@@ -315,8 +315,10 @@ class ShiftAugment(Node):
             source = Roi(begin, [e - b for b, e in zip(begin, end)])
             sources[key] = source
             have = self.upstream_spec[key].roi if key in self.upstream_spec else None
-            if have is not None and not have.unbounded and not have.contains(source):
-                # near the edge of the data: read what exists, the rest shifts in as 0
+            if key in request.array_specs:
+                check_source(self.name, key, spec.roi, source, have)
+            elif have is not None and not have.contains(source):
+                # a graph near the edge of the data: points that do not exist are not made up
                 clipped = source.intersect(have)
                 source = clipped if not clipped.empty else source
             upstream[key] = spec.replace(roi=source)

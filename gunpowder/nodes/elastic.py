@@ -121,10 +121,7 @@ class _Warp(Node):
             begin, end = transform.source_box(vs, spec.roi.offset, spec.roi.shape / vs, interpolate)
             source = Roi(begin, end - begin)
             have = self.upstream_spec[key].roi if key in self.upstream_spec else None
-            if have is not None and not have.unbounded and not have.contains(source):
-                # near the edge of the data: read what exists, the rest warps in as 0
-                clipped = source.intersect(have)
-                source = clipped if not clipped.empty else source
+            check_source(self.name, key, spec.roi, source, have)
             upstream[key] = spec.replace(roi=source)
             plan.arrays[key] = (spec.roi, vs, interpolate)
         for key, spec in graphs.items():
@@ -154,6 +151,20 @@ class _Warp(Node):
         for key, roi in plan.graphs.items():
             batch[key] = move_graph(batch[key], plan.transform, roi, self.name, key)
         return batch
+
+
+def check_source(node: str, key: ArrayKey, roi: Roi, source: Roi, have: Roi | None) -> None:
+    """Raise unless the upstream data `have` covers `source`, the region `node` must read to
+    deliver `key` in `roi`: as in 1.x, a transform never makes up data beyond the provided
+    ROI (that is Pad's job, which then provides it)."""
+    if have is None or have.contains(source):
+        return
+    raise PipelineRequestError(
+        f"{node}: to deliver {key} in {roi} it must read {key} in {source}, which is not "
+        f"inside the provided ROI {have}. Add a Pad({key}, None) (or a large enough Pad) "
+        f"upstream of {node} to fill the outside, or a RandomLocation so requests land inside "
+        "the data."
+    )
 
 
 def move_graph(graph: Any, mapping: Any, roi: Roi, node: str, key: GraphKey) -> Any:

@@ -150,7 +150,9 @@ class UpSample(Node):
 
 
 class Resample(Node):
-    """Create `target` from `source` at `target_voxel_size`, sampled at voxel centres.
+    """Create `target` from `source` at `voxel_size`, sampled at voxel centres (1.x
+    `Resample(source, voxel_size, target, ndim, interp_order)`; `target_voxel_size=` is
+    accepted as another name for `voxel_size`).
 
     `interp_order`: 0 = nearest (the source voxel containing the centre), 1 = linear, 2-5 =
     splines; default 1 for interpolatable arrays, else 0. `ndim` resamples only the last
@@ -161,13 +163,22 @@ class Resample(Node):
     def __init__(
         self,
         source: ArrayKey,
-        target_voxel_size: Sequence[int],
-        target: ArrayKey,
+        voxel_size: Sequence[int] | None = None,
+        target: ArrayKey | None = None,
         ndim: int | None = None,
         interp_order: int | None = None,
+        *,
+        target_voxel_size: Sequence[int] | None = None,
     ) -> None:
+        if (voxel_size is None) == (target_voxel_size is None):
+            raise TypeError(
+                "Resample needs the new voxel_size (also accepted as target_voxel_size)"
+            )
+        if target is None:
+            raise TypeError("Resample needs a target ArrayKey to store the resampled array")
         self.source = source
-        self.target_voxel_size = Coordinate(target_voxel_size)
+        self.voxel_size = Coordinate(voxel_size if voxel_size is not None else target_voxel_size)
+        self.target_voxel_size = self.voxel_size
         self.target = target
         self.ndim = ndim
         self.interp_order = interp_order

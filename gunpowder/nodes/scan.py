@@ -237,13 +237,55 @@ def _merge_graphs(a: Any, b: Any) -> Any:
     return merged
 
 
+class ScanCallback:
+    """Progress of a `Scan` (1.x): subclass and pass as `Scan(..., progress_callback=...)`.
+
+    `start(num_total)` before the first tile, `update(num_processed)` after each tile (the
+    number processed so far), `stop()` at the end (also after an error).
+    """
+
+    def start(self, num_total: int) -> None:
+        pass
+
+    def update(self, num_processed: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class TqdmCallback(ScanCallback):
+    """The default `Scan` progress: a tqdm bar."""
+
+    def __init__(self, desc: str = "Scan", disable: bool = False) -> None:
+        self.desc = desc
+        self.disable = disable
+        self._bar: Any = None
+
+    def start(self, num_total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=num_total, desc=self.desc, unit="tile", disable=self.disable)
+
+    def update(self, num_processed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(num_processed - self._bar.n)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 class Scan(Node):
     """Serve a request by requesting `reference`-sized batches upstream in a scanning fashion.
 
     `reference` (a BatchRequest) is shifted over the requested ROIs (over the whole upstream
     ROI if the request is empty, which returns an empty batch; use this to drive writers).
     With `num_workers > 1` tiles are requested on that many threads, at most `cache_size`
-    at a time; the result is the same as with one worker.
+    at a time; the result is the same as with one worker. `progress_callback` (a
+    `ScanCallback`, 1.x) is told about the progress; by default a tqdm bar shows it, which
+    `progress=False` turns off.
     """
 
     drives_upstream = True
@@ -253,11 +295,15 @@ class Scan(Node):
         reference: BatchRequest,
         num_workers: int = 1,
         cache_size: int = 50,
+        progress_callback: ScanCallback | None = None,
         progress: bool = True,
     ) -> None:
+        if isinstance(progress_callback, bool):  # `Scan(ref, n, size, False)`: the flag
+            progress, progress_callback = progress_callback, None
         self.reference = reference.copy()
         self.num_workers = int(num_workers)
         self.cache_size = int(cache_size)
+        self.progress_callback = progress_callback
         self.progress = progress
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
@@ -287,12 +333,15 @@ class Scan(Node):
         return Batch() if stitcher is None else stitcher.batch()
 
     def _run(self, tiles: list[BatchRequest], fetch: Callable) -> Iterator[Batch]:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tiles), desc=self.name, unit="tile", disable=not self.progress)
+        callback = self.progress_callback
+        if callback is None:
+            callback = TqdmCallback(self.name, disable=not self.progress)
+        callback.start(len(tiles))
         try:
-            for batch in ordered_map(fetch, tiles, self.num_workers, self.cache_size):
-                bar.update(1)
+            for done, batch in enumerate(
+                ordered_map(fetch, tiles, self.num_workers, self.cache_size), start=1
+            ):
+                callback.update(done)
                 yield batch
         finally:
-            bar.close()
+            callback.stop()
