@@ -94,31 +94,60 @@ class SpatialTransform:
         """World positions (N, dims) in the output → where their values come from (N, dims)."""
         return self._world(self.source_master(self._master(points)))
 
-    def to_target(self, points: np.ndarray, iterations: int = 50, tol: float = 1e-4) -> np.ndarray:
+    def to_target(self, points: np.ndarray, iterations: int = 100, tol: float = 1e-4) -> np.ndarray:
         """World positions (N, dims) in the source → where they land in the output (N, dims).
 
         Inverts `to_source` by damped Newton iterations with finite-difference Jacobians,
-        starting from the inverse of the mean affine part. Where the warp folds or tears
-        (section slips), the result is one of the preimages or the closest estimate.
+        starting from the inverse of the mean affine part. A point that does not converge
+        (its start lies across a fold) starts again from the lattice point (every half node
+        spacing) whose image lies closest. Where the warp folds or tears (section slips), the
+        result is one of the preimages or the closest estimate.
         """
         p = self._master(points)
         q = np.linalg.solve(self._mean_jacobian(), (p - self._corner_source()).T).T
+        q, residual = self._newton(p, q, iterations, tol)
+        stuck = np.flatnonzero(np.any(np.abs(residual) >= tol, axis=1))
+        if len(stuck):
+            lattice = self._lattice()
+            images = self.source_master(lattice)
+            for i in stuck:
+                start = lattice[np.argmin(np.abs(images - p[i]).sum(axis=1))][None]
+                q_i, r_i = self._newton(p[i : i + 1], start, iterations, tol)
+                if np.abs(r_i).sum() < np.abs(residual[i]).sum():
+                    q[i], residual[i] = q_i[0], r_i[0]
+        return self._world(q)
+
+    def _newton(
+        self, p: np.ndarray, q: np.ndarray, iterations: int, tol: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Damped Newton steps towards source_master(q) == p, only for points not yet within
+        `tol`; returns (q, residual)."""
+        q = np.array(q, dtype=np.float64)
         residual = p - self.source_master(q)
         for _ in range(iterations):
-            if np.all(np.abs(residual) < tol):
+            active = np.flatnonzero(np.any(np.abs(residual) >= tol, axis=1))
+            if len(active) == 0:
                 break
-            jac = self._jacobians(q)
-            step = np.linalg.solve(jac, residual[..., None])[..., 0]
-            damping = np.ones(len(q))
+            qa, ra, pa = q[active], residual[active], p[active]
+            step = np.linalg.solve(self._jacobians(qa), ra[..., None])[..., 0]
+            damping = np.ones(len(qa))
             for _ in range(8):  # halve the step where it does not reduce the residual
-                trial = q + damping[:, None] * step
-                new = p - self.source_master(trial)
-                worse = np.abs(new).sum(axis=1) > np.abs(residual).sum(axis=1)
+                trial = qa + damping[:, None] * step
+                new = pa - self.source_master(trial)
+                worse = np.abs(new).sum(axis=1) > np.abs(ra).sum(axis=1)
                 if not worse.any():
                     break
                 damping[worse] *= 0.5
-            q, residual = trial, new
-        return self._world(q)
+            q[active], residual[active] = trial, new
+        return q, residual
+
+    def _lattice(self) -> np.ndarray:
+        """Target master coordinates every half node spacing over the grid (M, 3)."""
+        axes = [
+            np.arange(0.0, max(n - 1, 0) + step / 2, step)
+            for n, step in zip(self.shape, np.maximum(self.node_spacing / 2, 1.0))
+        ]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
     def _jacobians(self, q: np.ndarray, h: float = 0.25) -> np.ndarray:
         """(N, 3, 3) central-difference Jacobians of the source map (master voxels)."""
