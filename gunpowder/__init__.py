@@ -44,7 +44,7 @@ from .nodes.profiling_nodes import PrintProfilingStats
 from .nodes.rasterize import RasterizationSettings, RasterizeGraph, RasterizePoints
 from .nodes.reject import Reject
 from .nodes.resample import DownSample, Resample, UpSample
-from .nodes.scan import Scan
+from .nodes.scan import Scan, ScanCallback
 from .nodes.simple_augment import SimpleAugment
 from .nodes.sources import DatasetSource, Hdf5Source, ZarrSource
 from .nodes.writers import Hdf5Write, ZarrWrite

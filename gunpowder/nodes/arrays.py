@@ -110,11 +110,23 @@ class IntensityScaleShift(_ArrayFilter):
 
 
 class AsType(Node):
-    """Cast `source` to `dtype`, in place or into a new key `target` (same ROI and spec)."""
+    """Cast `source` to `target_dtype`, in place or into a new key `target` (same ROI and spec).
 
-    def __init__(self, source: ArrayKey, dtype: Any, target: ArrayKey | None = None) -> None:
+    `AsType(raw, np.float32)`; `dtype=` is accepted as an alias of `target_dtype`.
+    """
+
+    def __init__(
+        self,
+        source: ArrayKey,
+        target_dtype: Any = None,
+        target: ArrayKey | None = None,
+        dtype: Any = None,
+    ) -> None:
+        if (target_dtype is None) == (dtype is None):
+            raise TypeError(f"AsType({source}): give the new dtype once, as target_dtype")
         self.source = source
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(target_dtype if target_dtype is not None else dtype)
+        self.target_dtype = self.dtype
         self.target = target
 
     @property

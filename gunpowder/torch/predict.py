@@ -44,8 +44,12 @@ class Predict(ModelNode):
         checkpoint: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         use_gpu: int | None = None,
+        spawn_subprocess: bool = False,
     ) -> None:
         super().__init__(model, inputs, outputs, array_specs, device, use_gpu)
+        # 1.x could run the model in a subprocess; here it always runs in this process
+        # (PreCache already moves data preparation out of it), so the flag is accepted only.
+        self.spawn_subprocess = spawn_subprocess
         self.checkpoint = checkpoint
         self._lock = threading.Lock()
 

@@ -70,8 +70,12 @@ class Train(ModelNode):
         log_every: int = 1,
         device: str | torch.device | None = None,
         use_gpu: int | None = None,
+        spawn_subprocess: bool = False,
     ) -> None:
         super().__init__(model, inputs, outputs, array_specs, device, use_gpu)
+        # 1.x could run the model in a subprocess; here it always runs in this process
+        # (PreCache already moves data preparation out of it), so the flag is accepted only.
+        self.spawn_subprocess = spawn_subprocess
         self.loss = loss
         self.optimizer = optimizer
         self.loss_inputs = dict(loss_inputs)
