@@ -53,7 +53,7 @@ class Snapshot(Node):
         self,
         dataset_names: Mapping[ArrayKey | GraphKey, str],
         output_dir: str | os.PathLike = "snapshots",
-        output_filename: str = "{iteration}.zarr",
+        output_filename: str = "{id}.zarr",
         every: int = 1,
         additional_request: BatchRequest | None = None,
         compression_type: str | None = None,
