@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import PipelineRequestError
 from .geometry import Coordinate, Roi
+from .graph import Graph
 from .spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, KindView, ProviderSpec
 
 
@@ -233,14 +234,15 @@ class Batch(MutableMapping):
 
     def merge(self, other: Batch, merge_profiling_stats: bool = True) -> Batch:
         """A new batch with the items of both (1.x `Batch.merge`). Where a key is in both and
-        one array's ROI contains the other's, they are merged with `Array.merge` (`other`'s
-        values win where they overlap); otherwise `other`'s item replaces this batch's."""
+        one ROI contains the other's, they are merged with `Array.merge` / `Graph.merge`
+        (`other`'s values, nodes and edges win where they overlap); otherwise `other`'s item
+        replaces this batch's."""
         merged = self._empty_like()
         merged._items.update(self._items)
         for key, value in other._items.items():
             mine = merged._items.get(key)
             if (
-                isinstance(key, ArrayKey)
+                (isinstance(key, ArrayKey) or (isinstance(mine, Graph) and isinstance(value, Graph)))
                 and mine is not None
                 and mine is not value
                 and mine.spec.roi is not None
