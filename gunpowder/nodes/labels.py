@@ -18,26 +18,16 @@ from ..geometry import Coordinate, Roi
 from ..pipeline import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._common import array_in, ask_for, spatial_array_spec
 
 # ------------------------------------------------------------------------------------------
 # helpers shared by the nodes of this module
 
 
-def _array_spec(node: Node, spec: ProviderSpec, key: ArrayKey) -> ArraySpec:
-    """The upstream spec of `key`, which must be a spatial array with a voxel size."""
-    node.require(spec, key)
-    s = spec[key]
-    if s.nonspatial or s.voxel_size is None:
-        raise PipelineSetupError(
-            f"{node.name}: {key} must be a spatial array with a voxel size, got {s}"
-        )
-    return s
-
-
 def _same_grid(node: Node, spec: ProviderSpec, key: ArrayKey, other: ArrayKey | None) -> None:
     if other is None:
         return
-    a, b = _array_spec(node, spec, key), _array_spec(node, spec, other)
+    a, b = spatial_array_spec(node, spec, key), spatial_array_spec(node, spec, other)
     if a.voxel_size != b.voxel_size:
         raise PipelineSetupError(
             f"{node.name}: {other} has voxel size {b.voxel_size}, but {key} has "
@@ -52,21 +42,6 @@ def _common_roi(spec: ProviderSpec, keys: Iterable[ArrayKey | None]) -> Roi | No
             continue
         roi = spec[key].roi if roi is None else roi.intersect(spec[key].roi)
     return roi
-
-
-def _ask_for(upstream: BatchRequest, key: ArrayKey, roi: Roi, voxel_size: Coordinate) -> None:
-    """Request `key` covering `roi`, on top of whatever was already requested for it."""
-    if key in upstream and upstream[key].roi is not None:
-        upstream[key] = upstream[key].replace(roi=upstream[key].roi.union(roi))
-    else:
-        upstream[key] = ArraySpec(roi=roi, voxel_size=voxel_size)
-
-
-def _data_in(batch: Batch, key: ArrayKey, roi: Roi) -> np.ndarray:
-    array = batch[key]
-    if array.spec.roi == roi:
-        return array.data
-    return array.crop(roi, copy=False).data
 
 
 def _context(
@@ -126,7 +101,7 @@ class AddAffinities(Node):
         return [k for k in (self.labels, self.labels_mask, self.unlabelled) if k is not None]
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = _array_spec(self, upstream_spec, self.labels)
+        labels = spatial_array_spec(self, upstream_spec, self.labels)
         for key in self._inputs():
             _same_grid(self, upstream_spec, self.labels, key)
         dims = labels.voxel_size.dims
@@ -170,20 +145,20 @@ class AddAffinities(Node):
         for key in self._inputs():
             if key == self.labels_mask and not with_mask:
                 continue
-            _ask_for(upstream, key, context, vs)
+            ask_for(upstream, key, context, vs)
         return upstream, (roi, context, with_mask)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi, context, with_mask = ctx
-        labels = _data_in(batch, self.labels, context)
+        labels = array_in(batch, self.labels, context).data
         labels_mask = None
         if with_mask and self.labels_mask is not None:
-            labels_mask = _data_in(batch, self.labels_mask, context)
+            labels_mask = array_in(batch, self.labels_mask, context).data
         unlabelled = None
         if self.unlabelled is not None:
-            unlabelled = _data_in(batch, self.unlabelled, context)
+            unlabelled = array_in(batch, self.unlabelled, context).data
         affs, mask = kernels.compute_affinities(
             labels,
             self.affinity_neighborhood,
@@ -231,7 +206,7 @@ class GrowBoundary(Node):
         self.only_xy = only_xy
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = _array_spec(self, upstream_spec, self.labels)
+        labels = spatial_array_spec(self, upstream_spec, self.labels)
         _same_grid(self, upstream_spec, self.labels, self.mask)
         if self.only_xy and labels.voxel_size.dims < 2:
             raise PipelineSetupError(f"{self.name}: only_xy needs at least 2D {self.labels}")
@@ -249,9 +224,9 @@ class GrowBoundary(Node):
         grow = [self.steps if d in self._grown_axes(vs.dims) else 0 for d in range(vs.dims)]
         provided = _common_roi(self.upstream_spec, [self.labels, self.mask])
         context = _context(roi, grow, grow, vs, provided)
-        _ask_for(upstream, self.labels, context, vs)
+        ask_for(upstream, self.labels, context, vs)
         if self.mask is not None:
-            _ask_for(upstream, self.mask, context, vs)
+            ask_for(upstream, self.mask, context, vs)
         return upstream, context
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
@@ -259,8 +234,8 @@ class GrowBoundary(Node):
             return batch
         context = ctx
         array = batch[self.labels]
-        labels = _data_in(batch, self.labels, context)
-        mask = None if self.mask is None else _data_in(batch, self.mask, context)
+        labels = array_in(batch, self.labels, context).data
+        mask = None if self.mask is None else array_in(batch, self.mask, context).data
         dims = context.dims
         lead = labels.ndim - dims
         axes = [lead + a for a in self._grown_axes(dims)]
@@ -301,7 +276,7 @@ class BalanceLabels(Node):
         self.clipmax = clipmax
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = _array_spec(self, upstream_spec, self.labels)
+        labels = spatial_array_spec(self, upstream_spec, self.labels)
         for mask in self.masks:
             _same_grid(self, upstream_spec, self.labels, mask)
         spec = upstream_spec.copy()
@@ -320,15 +295,15 @@ class BalanceLabels(Node):
         del upstream[self.scales]
         vs = self.upstream_spec[self.labels].voxel_size
         for key in [self.labels, *self.masks]:
-            _ask_for(upstream, key, roi, vs)
+            ask_for(upstream, key, roi, vs)
         return upstream, roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi = ctx
-        labels = _data_in(batch, self.labels, roi)
-        masks = [_data_in(batch, m, roi) for m in self.masks]
+        labels = array_in(batch, self.labels, roi).data
+        masks = [array_in(batch, m, roi).data for m in self.masks]
         slab = self.slab
         if slab is not None and len(slab) == roi.dims and labels.ndim > roi.dims:
             slab = (-1,) * (labels.ndim - roi.dims) + tuple(slab)
@@ -375,7 +350,7 @@ class ExcludeLabels(Node):
         self.background_value = background_value
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = _array_spec(self, upstream_spec, self.labels)
+        labels = spatial_array_spec(self, upstream_spec, self.labels)
         spec = upstream_spec.copy()
         if self.ignore_mask is not None:
             spec[self.ignore_mask] = labels.replace(dtype=np.uint8, interpolatable=False)
@@ -390,7 +365,7 @@ class ExcludeLabels(Node):
             vs = self.upstream_spec[self.labels].voxel_size
             margin = Coordinate(int(np.ceil(self.ignore_mask_erode / v)) for v in vs)
             context = _context(mask_roi, margin, margin, vs, self.upstream_spec[self.labels].roi)
-            _ask_for(upstream, self.labels, context, vs)
+            ask_for(upstream, self.labels, context, vs)
         return upstream, mask_roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
@@ -418,7 +393,7 @@ class RenumberConnectedComponents(Node):
         self.labels = labels
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        _array_spec(self, upstream_spec, self.labels)
+        spatial_array_spec(self, upstream_spec, self.labels)
         return upstream_spec
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
@@ -464,7 +439,7 @@ class AddBoundaryDistance(Node):
         self.background = background
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = _array_spec(self, upstream_spec, self.labels)
+        labels = spatial_array_spec(self, upstream_spec, self.labels)
         if not 1 <= labels.voxel_size.dims <= 3:
             raise PipelineSetupError(f"{self.name}: {self.labels} must be 1-3D")
         spec = upstream_spec.copy()
@@ -480,14 +455,14 @@ class AddBoundaryDistance(Node):
         vs = self.upstream_spec[self.labels].voxel_size
         margin = Coordinate(int(np.ceil(self.max_distance / v)) for v in vs)
         context = _context(roi, margin, margin, vs, self.upstream_spec[self.labels].roi)
-        _ask_for(upstream, self.labels, context, vs)
+        ask_for(upstream, self.labels, context, vs)
         return upstream, context
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         context = ctx
-        labels = _data_in(batch, self.labels, context)
+        labels = array_in(batch, self.labels, context).data
         vs = batch[self.labels].spec.voxel_size
         distance = kernels.signed_boundary_distance(labels, vs, self.max_distance, self.background)
         spec = ArraySpec(roi=context, voxel_size=vs, interpolatable=True, dtype=np.float32)

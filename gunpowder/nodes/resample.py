@@ -16,18 +16,9 @@ from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..pipeline import Node
-from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+from ..spec import ArrayKey, BatchRequest, ProviderSpec
 from ..transforms import resample as kernels
-
-
-def _source_spec(node: Node, spec: ProviderSpec, key: ArrayKey) -> ArraySpec:
-    node.require(spec, key)
-    s = spec[key]
-    if s.nonspatial or s.voxel_size is None:
-        raise PipelineSetupError(
-            f"{node.name}: {key} must be a spatial array with a voxel size, got {s}"
-        )
-    return s
+from ._common import array_in, ask_for, spatial_array_spec
 
 
 def _factor(node: Node, factor: Any, dims: int) -> Coordinate:
@@ -47,20 +38,6 @@ def _snap(roi: Roi | None, voxel_size: Coordinate, mode: str) -> Roi | None:
     return None if roi is None else roi.snap_to_grid(voxel_size, mode=mode)
 
 
-def _ask_for(upstream: BatchRequest, key: ArrayKey, roi: Roi, voxel_size: Coordinate) -> None:
-    if key in upstream and upstream[key].roi is not None:
-        upstream[key] = upstream[key].replace(roi=upstream[key].roi.union(roi))
-    else:
-        upstream[key] = ArraySpec(roi=roi, voxel_size=voxel_size)
-
-
-def _source_data(batch: Batch, key: ArrayKey, roi: Roi) -> tuple[np.ndarray, ArraySpec]:
-    array = batch[key]
-    if array.spec.roi != roi:
-        array = array.crop(roi, copy=False)
-    return array.data, array.spec
-
-
 class DownSample(Node):
     """Create `target` from `source` keeping every `factor`-th voxel (1.x: no averaging).
 
@@ -74,7 +51,7 @@ class DownSample(Node):
         self.target = target
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        source = _source_spec(self, upstream_spec, self.source)
+        source = spatial_array_spec(self, upstream_spec, self.source)
         self._factor = _factor(self, self.factor, source.voxel_size.dims)
         voxel_size = source.voxel_size * self._factor
         spec = upstream_spec.copy()
@@ -89,14 +66,15 @@ class DownSample(Node):
             return upstream, None
         roi = request[self.target].roi
         del upstream[self.target]
-        _ask_for(upstream, self.source, roi, self.upstream_spec[self.source].voxel_size)
+        ask_for(upstream, self.source, roi, self.upstream_spec[self.source].voxel_size)
         return upstream, roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi = ctx
-        data, spec = _source_data(batch, self.source, roi)
+        source = array_in(batch, self.source, roi)
+        data, spec = source.data, source.spec
         out = kernels.downsample(data, self._factor)
         batch[self.target] = Array(
             out, spec.replace(roi=roi, voxel_size=spec.voxel_size * self._factor)
@@ -116,7 +94,7 @@ class UpSample(Node):
         self.target = target
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        source = _source_spec(self, upstream_spec, self.source)
+        source = spatial_array_spec(self, upstream_spec, self.source)
         self._factor = _factor(self, self.factor, source.voxel_size.dims)
         if not source.voxel_size.is_multiple_of(self._factor):
             raise PipelineSetupError(
@@ -134,14 +112,15 @@ class UpSample(Node):
         del upstream[self.target]
         vs = self.upstream_spec[self.source].voxel_size
         roi = request[self.target].roi.snap_to_grid(vs, mode="grow")
-        _ask_for(upstream, self.source, roi, vs)
+        ask_for(upstream, self.source, roi, vs)
         return upstream, roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi = ctx
-        data, spec = _source_data(batch, self.source, roi)
+        source = array_in(batch, self.source, roi)
+        data, spec = source.data, source.spec
         out = kernels.upsample(data, self._factor)
         batch[self.target] = Array(
             out, spec.replace(roi=roi, voxel_size=spec.voxel_size // self._factor)
@@ -186,7 +165,7 @@ class Resample(Node):
             raise ValueError(f"Resample: interp_order must be 0-5, got {interp_order!r}")
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        source = _source_spec(self, upstream_spec, self.source)
+        source = spatial_array_spec(self, upstream_spec, self.source)
         vs = source.voxel_size
         ndim = vs.dims if self.ndim is None else self.ndim
         if not 1 <= ndim <= vs.dims:
@@ -227,14 +206,15 @@ class Resample(Node):
         context = roi.grow(margin, margin).snap_to_grid(vs, mode="grow")
         if provided.roi is not None:
             context = context.intersect(provided.roi.snap_to_grid(vs, mode="shrink"))
-        _ask_for(upstream, self.source, context, vs)
+        ask_for(upstream, self.source, context, vs)
         return upstream, (roi, context)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi, context = ctx
-        data, spec = _source_data(batch, self.source, context)
+        source = array_in(batch, self.source, context)
+        data, spec = source.data, source.spec
         out = kernels.resample(
             data,
             in_begin=context.begin,
