@@ -241,6 +241,40 @@ def steady_state(
     return json.loads(lines[-1])
 
 
+def _loop(n: int) -> float:
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i * i
+    return time.perf_counter() - t
+
+
+def _copies(n: int) -> float:
+    import numpy as np
+
+    a = np.ones(32 << 20, np.uint8)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    t = time.perf_counter()
+    for _ in range(n):
+        np.copyto(b, a)
+    return time.perf_counter() - t
+
+
+def machine_scaling() -> dict[str, float]:
+    """How much faster two processes get through two jobs than one process through one, for a
+    pure Python loop and for 32 MiB memory copies: the ceiling for 2 workers on this machine."""
+    import multiprocessing
+
+    out = {}
+    for name, fn, n in (("python_loop", _loop, 10_000_000), ("memory_copy", _copies, 100)):
+        one = fn(n)
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            two = pool.map(fn, [n, n])
+        out[name] = round(2 * one / max(two), 2)
+    return out
+
+
 def peer_python() -> Path | None:
     """The peer venv's interpreter (gunpowder 1.5), if it exists."""
     python = PEER_VENV / "bin" / "python"

@@ -2,14 +2,16 @@
 gunpowder 1.5, printed as a table (batches/s, time to first batch, peak memory of all processes).
 
     python -m benchmarks [--workers 0 1 2] [--elastic both|yes|no] [--iterations 40]
-                         [--rounds 1] [--peer] [--steady] [--json FILE] [--compare -- ARGS...]
+                         [--rounds 1] [--peer] [--steady] [--machine] [--json FILE]
+                         [--compare -- ARGS...]
 
 `--peer` runs the same workload on gunpowder 1.5 from the peer venv
 (~/.cache/gunpowder-bench/peer-venv, made by ../shared/bench/compare.sh), alternating with
 ours in every round; each figure is the median over rounds. `--steady` measures instead,
 after a warm-up, wall time and CPU time of all processes per batch: CPU time does not depend
 on the machine's load, and W * cpu(0 workers) / cpu(W workers) is the speed-up W idle cores
-can give. `--compare -- ARGS` only runs ../shared/bench/compare.sh with ARGS and exits.
+can give. `--machine` prints how two processes scale here (a Python loop, memory copies).
+`--compare -- ARGS` only runs ../shared/bench/compare.sh with ARGS and exits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import BENCH_DIR, DATA, REPO, peer_python, run_workload, steady_state
+from . import BENCH_DIR, DATA, REPO, machine_scaling, peer_python, run_workload, steady_state
 
 
 def _median(values: list[float]) -> float:
@@ -71,9 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter for our gunpowder")
     ap.add_argument("--peer", action="store_true", help="also run gunpowder 1.5 (peer venv)")
     ap.add_argument("--steady", action="store_true", help="steady-state wall and CPU per batch")
+    ap.add_argument(
+        "--machine", action="store_true", help="2-process scaling of a loop and of memory copies"
+    )
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     ap.add_argument("--compare", nargs=argparse.REMAINDER, help="run compare.sh with these args")
     args = ap.parse_args(argv)
+
+    if args.machine:
+        for _ in range(args.rounds):
+            print(json.dumps(machine_scaling()), flush=True)
+        return 0
 
     if args.compare is not None:
         extra = [a for a in args.compare if a != "--"]
