@@ -16,7 +16,7 @@ from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..pipeline import Node
-from ..spec import ArrayKey, BatchRequest, ProviderSpec
+from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import resample as kernels
 from ._common import array_in, ask_for, spatial_array_spec
 
@@ -38,7 +38,43 @@ def _snap(roi: Roi | None, voxel_size: Coordinate, mode: str) -> Roi | None:
     return None if roi is None else roi.snap_to_grid(voxel_size, mode=mode)
 
 
-class DownSample(Node):
+class _Resampler(Node):
+    """What the three nodes share: a request for `target` becomes one for `source` over the
+    ROI `_plan` says, and `_compute` turns that source data into the target's data."""
+
+    source: ArrayKey
+    target: ArrayKey
+    _target_vs: Coordinate
+
+    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
+        """(target ROI to make, source ROI it needs) for a requested target `roi`."""
+        raise NotImplementedError
+
+    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
+        """The target's data over `roi` from `source` (cropped to the planned source ROI)."""
+        raise NotImplementedError
+
+    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+        upstream = request.copy()
+        if self.target not in request:
+            return upstream, None
+        del upstream[self.target]
+        provided = self.upstream_spec[self.source]
+        roi, source_roi = self._plan(request[self.target].roi, provided)
+        ask_for(upstream, self.source, source_roi, provided.voxel_size)
+        return upstream, (roi, source_roi)
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if ctx is None:
+            return batch
+        roi, source_roi = ctx
+        source = array_in(batch, self.source, source_roi)
+        out = self._compute(source, roi)
+        batch[self.target] = Array(out, source.spec.replace(roi=roi, voxel_size=self._target_vs))
+        return batch
+
+
+class DownSample(_Resampler):
     """Create `target` from `source` keeping every `factor`-th voxel (1.x: no averaging).
 
     The target's voxel size is the source's times `factor`; each target voxel takes the value
@@ -53,36 +89,21 @@ class DownSample(Node):
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         source = spatial_array_spec(self, upstream_spec, self.source)
         self._factor = _factor(self, self.factor, source.voxel_size.dims)
-        voxel_size = source.voxel_size * self._factor
+        self._target_vs = voxel_size = source.voxel_size * self._factor
         spec = upstream_spec.copy()
         spec[self.target] = source.replace(
             roi=_snap(source.roi, voxel_size, "shrink"), voxel_size=voxel_size
         )
         return spec
 
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        upstream = request.copy()
-        if self.target not in request:
-            return upstream, None
-        roi = request[self.target].roi
-        del upstream[self.target]
-        ask_for(upstream, self.source, roi, self.upstream_spec[self.source].voxel_size)
-        return upstream, roi
+    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
+        return roi, roi
 
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        if ctx is None:
-            return batch
-        roi = ctx
-        source = array_in(batch, self.source, roi)
-        data, spec = source.data, source.spec
-        out = kernels.downsample(data, self._factor)
-        batch[self.target] = Array(
-            out, spec.replace(roi=roi, voxel_size=spec.voxel_size * self._factor)
-        )
-        return batch
+    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
+        return kernels.downsample(source.data, self._factor)
 
 
-class UpSample(Node):
+class UpSample(_Resampler):
     """Create `target` from `source` by repeating each voxel `factor` times per axis.
 
     The target's voxel size is the source's divided by `factor` (which must divide it).
@@ -101,34 +122,20 @@ class UpSample(Node):
                 f"{self.name}: voxel size {source.voxel_size} of {self.source} is not divisible "
                 f"by factor {self._factor}"
             )
+        self._target_vs = source.voxel_size // self._factor
         spec = upstream_spec.copy()
-        spec[self.target] = source.replace(voxel_size=source.voxel_size // self._factor)
+        spec[self.target] = source.replace(voxel_size=self._target_vs)
         return spec
 
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        upstream = request.copy()
-        if self.target not in request:
-            return upstream, None
-        del upstream[self.target]
-        vs = self.upstream_spec[self.source].voxel_size
-        roi = request[self.target].roi.snap_to_grid(vs, mode="grow")
-        ask_for(upstream, self.source, roi, vs)
-        return upstream, roi
+    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
+        grown = roi.snap_to_grid(provided.voxel_size, mode="grow")
+        return grown, grown
 
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        if ctx is None:
-            return batch
-        roi = ctx
-        source = array_in(batch, self.source, roi)
-        data, spec = source.data, source.spec
-        out = kernels.upsample(data, self._factor)
-        batch[self.target] = Array(
-            out, spec.replace(roi=roi, voxel_size=spec.voxel_size // self._factor)
-        )
-        return batch
+    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
+        return kernels.upsample(source.data, self._factor)
 
 
-class Resample(Node):
+class Resample(_Resampler):
     """Create `target` from `source` at `voxel_size`, sampled at voxel centres (1.x
     `Resample(source, voxel_size, target, ndim, interp_order)`; `target_voxel_size=` is
     accepted as another name for `voxel_size`).
@@ -194,38 +201,24 @@ class Resample(Node):
         )
         return spec
 
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        upstream = request.copy()
-        if self.target not in request:
-            return upstream, None
-        roi = request[self.target].roi
-        del upstream[self.target]
-        provided = self.upstream_spec[self.source]
+    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
         vs = provided.voxel_size
         margin = vs * self._order
         context = roi.grow(margin, margin).snap_to_grid(vs, mode="grow")
         if provided.roi is not None:
             context = context.intersect(provided.roi.snap_to_grid(vs, mode="shrink"))
-        ask_for(upstream, self.source, context, vs)
-        return upstream, (roi, context)
+        return roi, context
 
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        if ctx is None:
-            return batch
-        roi, context = ctx
-        source = array_in(batch, self.source, context)
-        data, spec = source.data, source.spec
-        out = kernels.resample(
-            data,
-            in_begin=context.begin,
-            in_step=spec.voxel_size,
+    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
+        return kernels.resample(
+            source.data,
+            in_begin=source.spec.roi.begin,
+            in_step=source.spec.voxel_size,
             out_begin=roi.begin,
             out_step=self._target_vs,
             out_shape=roi.shape / self._target_vs,
             order=self._order,
         )
-        batch[self.target] = Array(out, spec.replace(roi=roi, voxel_size=self._target_vs))
-        return batch
 
 
 __all__ = ["DownSample", "UpSample", "Resample"]
