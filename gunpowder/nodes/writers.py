@@ -119,6 +119,31 @@ def write_ome_ngff_entry(
         group_attrs["ome"] = {"version": "0.5", "multiscales": current + [entry]}
 
 
+def _existing(
+    group: Any,
+    dataset: str,
+    where: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+) -> Any:
+    """`group[dataset]` (zarr or h5py) after checking it fits `roi`, or None if there is none."""
+    if dataset not in group:
+        return None
+    array = group[dataset]
+    check_existing(where, array.shape, array.attrs, roi, voxel_size, channels)
+    return array
+
+
+def _layout(
+    roi: Roi, voxel_size: Coordinate, channels: tuple[int, ...], chunks: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shape of a new dataset covering `roi`, and its chunks (each at most the shape, at least 1)."""
+    shape = tuple(channels) + tuple(roi.shape / voxel_size)
+    spatial = (min(c, s) for c, s in zip(chunks, shape[len(channels) :]))
+    return shape, tuple(max(1, c) for c in (*channels, *spatial))
+
+
 def open_or_create_zarr(
     container: str,
     dataset: str,
@@ -136,17 +161,14 @@ def open_or_create_zarr(
 
     zarr_format = _existing_format(container, zarr_format)
     root = zarr.open_group(container, mode="a", zarr_format=zarr_format)
-    where = f"{container}/{dataset}"
-    if dataset in root:
-        array = root[dataset]
-        check_existing(where, array.shape, array.attrs, roi, voxel_size, channels)
-        return array
-    shape = tuple(channels) + tuple(roi.shape / voxel_size)
-    chunks = tuple(channels) + tuple(min(c, s) for c, s in zip(chunks, shape[len(channels) :]))
+    existing = _existing(root, dataset, f"{container}/{dataset}", roi, voxel_size, channels)
+    if existing is not None:
+        return existing
+    shape, chunks = _layout(roi, voxel_size, channels, chunks)
     array = root.create_array(
         dataset,
         shape=shape,
-        chunks=tuple(max(1, c) for c in chunks),
+        chunks=chunks,
         dtype=np.dtype(dtype),
         compressors=zarr_compressor(compression_type, zarr_format),
         fill_value=0,
@@ -178,18 +200,15 @@ def open_or_create_hdf5(
     compression_type: Any = None,
 ) -> Any:
     """The h5py dataset `dataset` in the open `file` covering `roi` (opened or created)."""
-    where = f"{file.filename}/{dataset}"
-    if dataset in file:
-        ds = file[dataset]
-        check_existing(where, ds.shape, ds.attrs, roi, voxel_size, channels)
-        return ds
-    shape = tuple(channels) + tuple(roi.shape / voxel_size)
-    chunks = tuple(channels) + tuple(min(c, s) for c, s in zip(chunks, shape[len(channels) :]))
+    existing = _existing(file, dataset, f"{file.filename}/{dataset}", roi, voxel_size, channels)
+    if existing is not None:
+        return existing
+    shape, chunks = _layout(roi, voxel_size, channels, chunks)
     ds = file.create_dataset(
         dataset,
         shape=shape,
         dtype=np.dtype(dtype),
-        chunks=tuple(max(1, c) for c in chunks) if all(shape) else None,
+        chunks=chunks if all(shape) else None,
         compression=compression_type,
         fillvalue=0,
     )
