@@ -1094,10 +1094,12 @@ class PreCache(Node):
 
 __all__ = [
     "PreCache",
+    "parallel_stream",
     "WorkerPool",
     "WorkerError",
     "WorkerDiedError",
-    "parallel_stream",
     "default_start_method",
+    "make_batch",
+    "in_worker",
     "worker_pids",
 ]
