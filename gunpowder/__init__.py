@@ -48,7 +48,7 @@ from .nodes.scan import Scan, ScanCallback
 from .nodes.simple_augment import SimpleAugment
 from .nodes.sources import DatasetSource, Hdf5Source, ZarrSource
 from .nodes.writers import Hdf5Write, ZarrWrite
-from .parallel import PreCache
+from .parallel import PreCache, WorkerDiedError, WorkerError
 from .pipeline import (
     ArrayFunction,
     FunctionNode,
@@ -61,7 +61,7 @@ from .pipeline import (
     stream,
 )
 from .pipeline import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
-from .profiling import ProfilingStats
+from .profiling import ProfilingStats, TimingSummary, plot_profiling_stats
 from .snapshot import Snapshot
 from .spec import (
     ArrayKey,

@@ -272,10 +272,14 @@ class Pipeline(Composable):
             upstream_spec = [u.node.spec.copy() for u in self.upstream]
         try:
             spec = node.setup(upstream_spec)
-        except GunpowderError:
+        except GunpowderError as e:
+            if not getattr(e, "node_name", None):
+                e.node_name = node.name  # type: ignore[attr-defined]
             raise
         except Exception as e:
-            raise PipelineSetupError(f"{node.name}: setup failed: {type(e).__name__}: {e}") from e
+            err = PipelineSetupError(f"{node.name}: setup failed: {type(e).__name__}: {e}")
+            err.node_name = node.name  # type: ignore[attr-defined]
+            raise err from e
         if not isinstance(spec, ProviderSpec):
             raise PipelineSetupError(
                 f"{node.name}: setup must return a ProviderSpec, got {type(spec).__name__}"
