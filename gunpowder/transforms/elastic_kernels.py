@@ -27,10 +27,15 @@ def _coarse_row(field, kz, tz, ky, ty, k0, k1, row):  # pragma: no cover - compi
 
 
 @njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
-def _row_coordinates(field, kz, tz, ky, ty, ix, wx, sy, sx, row, pzs, pys, pxs):  # pragma: no cover
-    """Source coordinates of one output row: the coarse row, then linear along x."""
+def _row_coordinates(
+    field, iz, wz, iy, wy, ix, wx, shift, z, y, row, pzs, pys, pxs
+):  # pragma: no cover - compiled
+    """Source coordinates of output row (z, y) into pzs/pys/pxs: the coarse row, then linear
+    along x, plus the section's shift (geometry arguments as in `warp_linear`)."""
     nx = ix.shape[0]
-    _coarse_row(field, kz, tz, ky, ty, ix[0], ix[nx - 1] + 2, row)
+    sy = shift[z, 0]
+    sx = shift[z, 1]
+    _coarse_row(field, iz[z], wz[z], iy[y], wy[y], ix[0], ix[nx - 1] + 2, row)
     for x in range(nx):
         k = ix[x]
         t = wx[x]
@@ -62,10 +67,8 @@ def warp_linear(src, out, field, iz, wz, iy, wy, ix, wx, shift):  # pragma: no c
     half = np.float32(-0.5)
     zero = out.dtype.type(0)
     for z in range(nz):
-        sy = shift[z, 0]
-        sx = shift[z, 1]
         for y in range(ny):
-            _row_coordinates(field, iz[z], wz[z], iy[y], wy[y], ix, wx, sy, sx, row, pzs, pys, pxs)
+            _row_coordinates(field, iz, wz, iy, wy, ix, wx, shift, z, y, row, pzs, pys, pxs)
             section = np.int64(np.floor(pzs[0] + 0.5))
             flat = section >= 0 and section < Z
             for x in range(nx):
@@ -141,21 +144,7 @@ def nearest_indices(field, iz, wz, iy, wy, ix, wx, shift, Z, Y, X):  # pragma: n
     pxs = np.empty(nx, dtype=np.float32)
     for z in range(nz):
         for y in range(ny):
-            _row_coordinates(
-                field,
-                iz[z],
-                wz[z],
-                iy[y],
-                wy[y],
-                ix,
-                wx,
-                shift[z, 0],
-                shift[z, 1],
-                row,
-                pzs,
-                pys,
-                pxs,
-            )
+            _row_coordinates(field, iz, wz, iy, wy, ix, wx, shift, z, y, row, pzs, pys, pxs)
             o = out[z, y]
             for x in range(nx):
                 jz = np.int64(np.floor(pzs[x] + 0.5))
@@ -177,21 +166,8 @@ def dense_coordinates(field, iz, wz, iy, wy, ix, wx, shift):  # pragma: no cover
     row = np.empty((3, field.shape[3]), dtype=np.float32)
     for z in range(nz):
         for y in range(ny):
-            _row_coordinates(
-                field,
-                iz[z],
-                wz[z],
-                iy[y],
-                wy[y],
-                ix,
-                wx,
-                shift[z, 0],
-                shift[z, 1],
-                row,
-                out[0, z, y],
-                out[1, z, y],
-                out[2, z, y],
-            )
+            pzs, pys, pxs = out[0, z, y], out[1, z, y], out[2, z, y]
+            _row_coordinates(field, iz, wz, iy, wy, ix, wx, shift, z, y, row, pzs, pys, pxs)
     return out
 
 
