@@ -187,64 +187,61 @@ def _channel_axes(key: ArrayKey, array: Array) -> int:
     return ndim - spec.roi.dims
 
 
-class Squeeze(Node):
+class _ChangeAxes(Node):
+    """Squeeze and Unsqueeze: apply `_change` to each of `arrays` present in the batch."""
+
+    def __init__(self, arrays: Iterable[ArrayKey] | ArrayKey, axis: int = 0) -> None:
+        self.arrays = _keys(arrays)
+        self.axis = axis
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        self.require(upstream_spec, *self.arrays)
+        return upstream_spec
+
+    def _change(self, key: ArrayKey, array: Array) -> np.ndarray:
+        """The new data of `array` (stored under `key`)."""
+        raise NotImplementedError
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        for key in self.arrays:
+            if key in batch:
+                array = batch[key]
+                batch[key] = Array(self._change(key, array), array.spec, array.attrs)
+        return batch
+
+
+class Squeeze(_ChangeAxes):
     """Remove the length-1 axis `axis` (a channel axis, before the spatial ones) of each of
     `arrays`."""
 
-    def __init__(self, arrays: Iterable[ArrayKey] | ArrayKey, axis: int = 0) -> None:
-        self.arrays = _keys(arrays)
-        self.axis = axis
-
-    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        self.require(upstream_spec, *self.arrays)
-        return upstream_spec
-
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        for key in self.arrays:
-            if key not in batch:
-                continue
-            array = batch[key]
-            shape = np.shape(array.data)
-            channels = _channel_axes(key, array)
-            axis = self.axis + len(shape) if self.axis < 0 else self.axis
-            if not 0 <= axis < channels:
-                raise PipelineRequestError(
-                    f"{self.name}: can not squeeze axis {self.axis} of {key} (shape {shape}): "
-                    f"only its {channels} leading non-spatial axes can be squeezed"
-                )
-            if shape[axis] != 1:
-                raise PipelineRequestError(
-                    f"{self.name}: axis {self.axis} of {key} has length {shape[axis]}, not 1 "
-                    f"(shape {shape})"
-                )
-            batch[key] = Array(np.squeeze(array.data, axis=axis), array.spec, array.attrs)
-        return batch
+    def _change(self, key: ArrayKey, array: Array) -> np.ndarray:
+        shape = np.shape(array.data)
+        channels = _channel_axes(key, array)
+        axis = self.axis + len(shape) if self.axis < 0 else self.axis
+        if not 0 <= axis < channels:
+            raise PipelineRequestError(
+                f"{self.name}: can not squeeze axis {self.axis} of {key} (shape {shape}): "
+                f"only its {channels} leading non-spatial axes can be squeezed"
+            )
+        if shape[axis] != 1:
+            raise PipelineRequestError(
+                f"{self.name}: axis {self.axis} of {key} has length {shape[axis]}, not 1 "
+                f"(shape {shape})"
+            )
+        return np.squeeze(array.data, axis=axis)
 
 
-class Unsqueeze(Node):
+class Unsqueeze(_ChangeAxes):
     """Insert a length-1 axis at `axis` (among the channel axes, before the spatial ones)
     into each of `arrays`."""
 
-    def __init__(self, arrays: Iterable[ArrayKey] | ArrayKey, axis: int = 0) -> None:
-        self.arrays = _keys(arrays)
-        self.axis = axis
-
-    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        self.require(upstream_spec, *self.arrays)
-        return upstream_spec
-
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        for key in self.arrays:
-            if key not in batch:
-                continue
-            array = batch[key]
-            ndim = np.ndim(array.data)
-            channels = _channel_axes(key, array)
-            axis = self.axis + ndim + 1 if self.axis < 0 else self.axis
-            if not 0 <= axis <= channels:
-                raise PipelineRequestError(
-                    f"{self.name}: can not insert axis {self.axis} into {key} (shape "
-                    f"{np.shape(array.data)}): a new axis must come before the spatial axes"
-                )
-            batch[key] = Array(np.expand_dims(array.data, axis), array.spec, array.attrs)
-        return batch
+    def _change(self, key: ArrayKey, array: Array) -> np.ndarray:
+        ndim = np.ndim(array.data)
+        channels = _channel_axes(key, array)
+        axis = self.axis + ndim + 1 if self.axis < 0 else self.axis
+        if not 0 <= axis <= channels:
+            raise PipelineRequestError(
+                f"{self.name}: can not insert axis {self.axis} into {key} (shape "
+                f"{np.shape(array.data)}): a new axis must come before the spatial axes"
+            )
+        return np.expand_dims(array.data, axis)
