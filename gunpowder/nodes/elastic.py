@@ -55,11 +55,19 @@ class _Warp(Node):
 
     p: float = 1.0
     spatial_dims: int = 3
+    subsample: int = 1
 
     def _draw(
         self, rng: np.random.Generator, origin: np.ndarray, voxel_size: np.ndarray, shape: tuple
     ) -> SpatialTransform:
         raise NotImplementedError
+
+    def _check_subsample_and_p(self, node: str, subsample: Any, p: Any) -> None:
+        """Constructor checks both warps share (`node`: the class name users know)."""
+        if self.subsample < 1:
+            raise ValueError(f"{node}: subsample must be >= 1, got {subsample}")
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"{node}: p must be in [0, 1], got {p}")
 
     def _voxel_size(self, key: ArrayKey, spec: Any) -> Coordinate:
         vs = spec.voxel_size
@@ -238,10 +246,7 @@ class ElasticAugment(_Warp):
         self.p = float(p)
         if len(self.rotation_interval) != 2 or len(self.scale_interval) != 2:
             raise ValueError("ElasticAugment: rotation_interval and scale_interval need 2 values")
-        if self.subsample < 1:
-            raise ValueError(f"ElasticAugment: subsample must be >= 1, got {subsample}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"ElasticAugment: p must be in [0, 1], got {p}")
+        self._check_subsample_and_p("ElasticAugment", subsample, p)
 
     def _draw(self, rng, origin, voxel_size, shape):  # type: ignore[override]
         dims = len(shape)
@@ -316,10 +321,7 @@ class DeformAugment(_Warp):
         self.rotation_axes = None if rotation_axes is None else tuple(int(a) for a in rotation_axes)
         if transform_key is not None:
             raise NotImplementedError("DeformAugment: transform_key is not supported")
-        if self.subsample < 1:
-            raise ValueError(f"DeformAugment: subsample must be >= 1, got {subsample}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"DeformAugment: p must be in [0, 1], got {p}")
+        self._check_subsample_and_p("DeformAugment", subsample, p)
 
     def _draw(self, rng, origin, voxel_size, shape):  # type: ignore[override]
         dims = len(shape)
