@@ -561,15 +561,17 @@ class Graph:
 
     # merging -----------------------------------------------------------------------------
     def merge(self, other: Graph, copy_from_self: bool = False, copy: bool = False) -> Graph:
-        """This graph and `other` as one, over the larger of the two ROIs (1.x `Graph.merge`).
+        """This graph and `other` as one (1.x `Graph.merge`).
 
         The winner is `other` (or this graph, with `copy_from_self`). Inside the winner's ROI
         only the winner's nodes are kept (as `Array.merge` overwrites the overlap); outside it
         the loser's nodes are kept too, and on an id collision the winner's node or edge is
-        taken. The loser's edges are kept where both ends are in the result, except edges
-        wholly inside the winner's ROI. One ROI must contain the other; a graph without ROI has
-        no region, only ids. Neither input is changed; nodes and edges are shared with the
-        inputs unless `copy=True`.
+        taken. The loser's edges are kept where both ends are in the result, except edges with
+        both ends inside the winner's ROI (in the loser or in the result): cropped to the
+        winner's ROI, the result is the winner. The result's ROI is the larger one if one
+        contains the other, else the box around both (as when `Scan` stitches tiles); a graph
+        without ROI has no region, only ids. Neither input is changed; nodes and edges are
+        shared with the inputs unless `copy=True`.
         """
         if not isinstance(other, Graph):
             raise TypeError(f"Graph.merge needs a Graph, got {type(other).__name__}")
@@ -578,22 +580,23 @@ class Graph:
                 f"can not merge a {'' if self.directed else 'un'}directed graph with a "
                 f"{'' if other.directed else 'un'}directed one"
             )
-        mine, theirs = self.spec.roi, other.spec.roi
         winner, loser = (self, other) if copy_from_self else (other, self)
-        region = winner.spec.roi
-        spec = winner.spec if region is not None or loser.spec.roi is None else loser.spec
-        if mine is not None and theirs is not None:
-            if not (mine.contains(theirs) or theirs.contains(mine)):
-                raise ValueError(
-                    f"can not merge graphs with ROIs {mine} and {theirs}: neither contains "
-                    "the other"
-                )
-            if not region.contains(loser.spec.roi):
-                spec = loser.spec
+        region, rest = winner.spec.roi, loser.spec.roi
+        if region is None:
+            spec = winner.spec if rest is None else loser.spec
+        elif rest is None or region.contains(rest):
+            spec = winner.spec
+        elif rest.contains(region):
+            spec = loser.spec
+        else:
+            spec = winner.spec.replace(roi=region.union(rest))
         covered: set[int] = set()
-        if region is not None and loser._nodes:
-            inside = inside_mask(loser.locations, region).tolist()
-            covered = {nid for nid, hit in zip(loser._nodes, inside) if hit}
+        won: set[int] = set()
+        if region is not None:
+            for graph, ids in ((loser, covered), (winner, won)):
+                if graph._nodes:
+                    hits = inside_mask(graph.locations, region).tolist()
+                    ids.update(nid for nid, hit in zip(graph._nodes, hits) if hit)
         take = (lambda item: item.copy()) if copy else (lambda item: item)
         merged = Graph(spec=spec)
         merged._nodes = {nid: take(n) for nid, n in loser._nodes.items() if nid not in covered}
@@ -601,9 +604,10 @@ class Graph:
         merged._edges = {
             k: take(e)
             for k, e in loser._edges.items()
-            if not (e.u in covered and e.v in covered)
-            and e.u in merged._nodes
+            if e.u in merged._nodes
             and e.v in merged._nodes
+            and not (e.u in covered and e.v in covered)
+            and not (e.u in won and e.v in won)
         }
         merged._edges.update((k, take(e)) for k, e in winner._edges.items())
         return merged
