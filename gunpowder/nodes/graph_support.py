@@ -96,9 +96,9 @@ def pad_graph(graph: Graph, wanted: Roi) -> Graph:
     return graph.crop(wanted)
 
 
-def pad_graph_spec(spec: GraphSpec, size: Coordinate | None) -> GraphSpec:
-    """The spec of a graph padded by `size` (world units; None = without bound) per side."""
-    roi = spec.roi
+def pad_roi(roi: Roi, size: Coordinate | None) -> Roi:
+    """`roi` grown by `size` (world units) on each side; an axis whose size (or `roi`'s
+    begin) is None becomes unbounded, and so does every axis when `size` is None."""
     size = Coordinate((None,) * roi.dims) if size is None else Coordinate(size)
     begin, shape = [], []
     for b, s, p in zip(roi.begin, roi.shape, size):
@@ -108,7 +108,12 @@ def pad_graph_spec(spec: GraphSpec, size: Coordinate | None) -> GraphSpec:
         else:
             begin.append(b - p)
             shape.append(s + 2 * p)
-    return spec.replace(roi=Roi(begin, shape))
+    return Roi(begin, shape)
+
+
+def pad_graph_spec(spec: GraphSpec, size: Coordinate | None) -> GraphSpec:
+    """The spec of a graph padded by `size` (world units; None = without bound) per side."""
+    return spec.replace(roi=pad_roi(spec.roi, size))
 
 
 # ---------------------------------------------------------------------------------------------

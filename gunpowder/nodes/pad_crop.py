@@ -13,7 +13,7 @@ from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..pipeline import Node
 from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
-from .graph_support import pad_graph, pad_graph_request, pad_graph_spec
+from .graph_support import pad_graph, pad_graph_request, pad_graph_spec, pad_roi
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
 
@@ -82,15 +82,7 @@ class Pad(Node):
             raise PipelineSetupError(
                 f"{self.name}: size {size} is not a multiple of the voxel size {vs} of {self.key}"
             )
-        begin, shape = [], []
-        for b, s, p in zip(roi.begin, roi.shape, size):
-            if b is None or p is None:
-                begin.append(None)
-                shape.append(None)
-            else:
-                begin.append(b - p)
-                shape.append(s + 2 * p)
-        array.roi = Roi(begin, shape)
+        array.roi = pad_roi(roi, size)
         return spec
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
