@@ -25,11 +25,13 @@ from .geometry import Coordinate, Roi
 from .graph import Edge, Graph, Node
 from .nodes.array_source import ArraySource
 from .nodes.arrays import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
+from .nodes.arrays_sections import ZeroOutConstSections
 from .nodes.combine import MergeProvider, RandomProvider, Stack
 from .nodes.defects import DefectAugment, ShiftAugment
 from .nodes.elastic import DeformAugment, ElasticAugment
 from .nodes.graph_sources import CsvPointsSource, GraphSource
 from .nodes.intensity import BlurAugment, GammaAugment, IntensityAugment, NoiseAugment
+from .nodes.iterate_locations import IterateLocations
 from .nodes.labels import (
     AddAffinities,
     AddBoundaryDistance,

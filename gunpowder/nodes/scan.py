@@ -219,8 +219,6 @@ class _Stitcher:
 def _merge_graphs(a: Any, b: Any) -> Any:
     """The union of two tiles' graphs: nodes by id (the first tile's copy wins), then the
     edges whose ends are both present; nodes a crop made up (`temporary`) are left out."""
-    if hasattr(a, "merge"):
-        return a.merge(b)
     merged = a.copy()
     if a.spec.roi is not None and b.spec.roi is not None:
         merged.spec = merged.spec.replace(roi=a.spec.roi.union(b.spec.roi))
