@@ -640,7 +640,11 @@ class SpecifiedLocation(Node):
                 location = location + Coordinate(
                     rng.integers(-np.array(self.jitter), np.array(self.jitter) + 1)
                 )
-            shift = (location - total.center).round_division(step) * step
+            # the exact centre (begin + shape / 2) moved to the location, rounded half up on
+            # the grid, so the location always lies inside the shifted request
+            twice_off = 2 * np.array(location) - 2 * np.array(total.begin) - np.array(total.shape)
+            steps = np.floor(twice_off / (2 * np.array(step)) + 0.5).astype(np.int64)
+            shift = Coordinate(steps) * step
             shifted = shift_request(request, shift)
             if fits(shifted, self.upstream_spec):
                 return shifted, (shift, index)
