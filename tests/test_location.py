@@ -470,3 +470,23 @@ def test_p_nonempty_zero_is_uniform_and_reject_can_ensure_points():
         # the graph need not be requested: Reject reads it for the request's box
         batch = rejecting.request_batch(request({RAW: roi}, 3, shift=False))
         assert POINTS not in batch
+
+
+def test_specified_location_lies_inside_the_request_at_ties():
+    """A one-voxel request centred on a location at a voxel border still contains it."""
+    import gunpowder as gp
+
+    key = gp.ArrayKey("TIE_RAW")
+    seen = []
+    data = np.arange(100, dtype=np.float32).reshape(10, 10)
+    source = gp.ArraySource(
+        key, gp.Array(data, gp.ArraySpec(roi=gp.Roi((0, 0), (20, 20)), voxel_size=(2, 2)))
+    )
+    record = gp.lift(lambda b: (seen.append(b[key].spec.roi), b)[1])
+    pipeline = source + record + gp.SpecifiedLocation([gp.Coordinate(2, 2), gp.Coordinate(7, 9)])
+    request = gp.BatchRequest()
+    request[key] = gp.ArraySpec(roi=gp.Roi((0, 0), (2, 2)))
+    with gp.build(pipeline):
+        pipeline.request_batch(request)
+        pipeline.request_batch(request)
+    assert seen[0].contains((2, 2)) and seen[1].contains((7, 9))
