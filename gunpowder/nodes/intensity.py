@@ -69,8 +69,12 @@ class _OneArray(Node):
         self.require(upstream_spec, self.array)
         return upstream_spec
 
+    def _applies(self, request: BatchRequest, rng: np.random.Generator) -> bool:
+        """Whether to change the array for this request (draws one number, with probability p)."""
+        return rng.random() < self.p and self.array in request
+
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        if rng.random() >= self.p or self.array not in request:
+        if not self._applies(request, rng):
             return request, None
         return request, _child(rng)
 
@@ -206,7 +210,7 @@ class GammaAugment(Node):
         return batch
 
 
-class BlurAugment(Node):
+class BlurAugment(_OneArray):
     """Blur random sections in their plane, like out-of-focus EM sections.
 
     Each section along spatial `axis` is blurred with probability `prob_blur` by a gaussian
@@ -234,12 +238,8 @@ class BlurAugment(Node):
                 f"BlurAugment: need 0 <= sigma_min <= sigma_max, got {sigma_min}, {sigma_max}"
             )
 
-    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        self.require(upstream_spec, self.array)
-        return upstream_spec
-
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        if rng.random() >= self.p or self.array not in request:
+        if not self._applies(request, rng):
             return request, None
         spec = request[self.array]
         vs = Coordinate(spec.voxel_size)
