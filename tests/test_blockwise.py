@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 import zarr
+from _shared import box_sum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,17 +41,6 @@ VS = Coordinate(4, 2, 2)
 OFFSET = Coordinate(40, 0, -20)
 SHAPE = (30, 34, 38)  # input voxels; the output is 2 smaller per axis
 OUT_BLOCK = (8, 10, 12)  # output block voxels: divides none of 28, 32, 36
-
-
-def box_sum(data: np.ndarray) -> np.ndarray:
-    """3x3x3 sum over the last three axes, valid part only (the definition)."""
-    z, y, x = (s - 2 for s in data.shape[-3:])
-    out = np.zeros(data.shape[:-3] + (z, y, x), np.float32)
-    for i in range(3):
-        for j in range(3):
-            for k in range(3):
-                out += data[..., i : i + z, j : j + y, k : k + x]
-    return out
 
 
 class BoxSum(Node):
@@ -88,7 +78,7 @@ class BoxSum(Node):
                 os._exit(1)
         time.sleep(self.sleep)
         raw = batch[RAW]
-        data = box_sum(raw.data.astype(np.float32)) + np.float32(offset)
+        data = box_sum(raw.data.astype(np.float32), np.float32) + np.float32(offset)
         if self.log:
             with open(self.log, "a") as f:
                 f.write(f"{','.join(map(str, want.roi.begin))} {os.getpid()}\n")
@@ -152,7 +142,7 @@ def volume(tmp_path_factory):
     raw = rng.integers(0, 255, SHAPE, dtype=np.uint8)
     z[...] = raw
     write_spatial_metadata(z.attrs, VS, OFFSET)
-    return path, box_sum(raw.astype(np.float32))
+    return path, box_sum(raw.astype(np.float32), np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +340,7 @@ def test_memory_is_bounded_by_the_blocks_in_flight(client, tmp_path):
         *[np.arange(100, 104), np.arange(30, 35), np.arange(200, 206)], indexing="ij"
     )
     raw = ((grid[0] * 7 + grid[1] * 13 + grid[2] * 29) % 251).astype(np.float32)
-    np.testing.assert_array_equal(spot, box_sum(raw))
+    np.testing.assert_array_equal(spot, box_sum(raw, np.float32))
 
 
 NET_SOURCE = """

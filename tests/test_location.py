@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
+from _shared import SpySource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,18 +23,6 @@ MASK = gp.ArrayKey("LOC_MASK")
 LABELS = gp.ArrayKey("LOC_LABELS")
 SHIFT = gp.ArrayKey("LOC_SHIFT")
 POINTS = gp.GraphKey("LOC_POINTS")
-
-
-class SpySource(gp.ArraySource):
-    """An ArraySource that records the ROIs it was asked for."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.seen = []
-
-    def provide(self, request, rng):
-        self.seen.append(request[self.key].roi)
-        return super().provide(request, rng)
 
 
 def source(key, data, offset, vs):

@@ -3,6 +3,7 @@ provided ROIs are declared at setup, and misuse is a clear error."""
 
 import numpy as np
 import pytest
+from _shared import SpySource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,18 +16,6 @@ from gunpowder.nodes.pad_crop import Crop, Pad
 RAW = gp.ArrayKey("RAW")
 OTHER = gp.ArrayKey("PAD_OTHER")
 POINTS = gp.GraphKey("PAD_POINTS")
-
-
-class SpySource(gp.ArraySource):
-    """An ArraySource that records the ROIs it was asked for."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.seen = []
-
-    def provide(self, request, rng):
-        self.seen.append(request[self.key].roi)
-        return super().provide(request, rng)
 
 
 def make_source(data, offset, vs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _shared import box_sum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,17 +19,6 @@ from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
 
 RAW = ArrayKey("RAW")
 OUT = ArrayKey("SCAN_OUT")
-
-
-def box_sum(data: np.ndarray) -> np.ndarray:
-    """3x3x3 sum over the last three axes, valid part only (the definition)."""
-    z, y, x = (s - 2 for s in data.shape[-3:])
-    out = np.zeros(data.shape[:-3] + (z, y, x), np.float64)
-    for i in range(3):
-        for j in range(3):
-            for k in range(3):
-                out += data[..., i : i + z, j : j + y, k : k + x]
-    return out
 
 
 class BoxSum(Node):
@@ -51,7 +41,7 @@ class BoxSum(Node):
         raw = batch[RAW]
         vs = raw.spec.voxel_size
         spec = raw.spec.replace(roi=raw.spec.roi.grow(-vs, -vs), dtype=np.float64)
-        batch[OUT] = Array(box_sum(raw.data.astype(np.float64)), spec)
+        batch[OUT] = Array(box_sum(raw.data.astype(np.float64), np.float64), spec)
         return batch
 
 
@@ -123,7 +113,7 @@ def test_scan_with_context_equals_the_whole_volume_result(array, data):
     out_roi = array.spec.roi.grow(-vs, -vs)
     with build(pipeline):
         batch = pipeline.request_batch(BatchRequest({OUT: ArraySpec(roi=out_roi)}))
-    np.testing.assert_allclose(batch[OUT].data, box_sum(array.data), rtol=1e-12)
+    np.testing.assert_allclose(batch[OUT].data, box_sum(array.data, np.float64), rtol=1e-12)
     n = int(np.prod([len(axis_positions(0, t - o, o)) for t, o in zip(out_full, out_shape)]))
     assert len(recorder.seen) == n
     for request in recorder.seen:  # every tile is a shifted copy of the reference
