@@ -94,7 +94,7 @@ class SpatialTransform:
         """World positions (N, dims) in the output → where their values come from (N, dims)."""
         return self._world(self.source_master(self._master(points)))
 
-    def to_target(self, points: np.ndarray, iterations: int = 100, tol: float = 1e-4) -> np.ndarray:
+    def to_target(self, points: np.ndarray, iterations: int = 400, tol: float = 1e-4) -> np.ndarray:
         """World positions (N, dims) in the source → where they land in the output (N, dims).
 
         Inverts `to_source` by damped Newton iterations with finite-difference Jacobians,
