@@ -141,20 +141,28 @@ def graph_datasets(name: str, graph: Graph) -> dict[str, Array]:
 
 def point_index_for(pipeline: Any, key: GraphKey) -> PointIndex | None:
     """The `PointIndex` of `key` offered by a node upstream (`point_index(key)`), found by
-    walking down `pipeline` along the branch that provides `key`; None if none offers one.
+    walking down `pipeline` along the branches that provide `key`; None if one offers none.
 
+    Where several upstreams provide `key` (e.g. under a RandomProvider) the indices of all
+    branches are joined, so candidate locations are near a point of some branch.
     Nodes on the way are assumed not to move points; `graph_nonempty` checks the batch.
     """
-    p = pipeline
-    while p is not None:
-        offer = getattr(p.node, "point_index", None)
-        if callable(offer):
-            index = offer(key)
-            if index is not None:
-                return index
-        ups = [u for u in p.upstream if u.node.spec is not None and key in u.node.spec]
-        p = ups[0] if ups else None
-    return None
+    offer = getattr(pipeline.node, "point_index", None)
+    if callable(offer):
+        index = offer(key)
+        if index is not None:
+            return index
+    ups = [u for u in pipeline.upstream if u.node.spec is not None and key in u.node.spec]
+    if not ups:
+        return None
+    indices = [point_index_for(u, key) for u in ups]
+    if any(i is None for i in indices):
+        return None
+    if len(indices) == 1:
+        return indices[0]
+    return PointIndex(
+        np.concatenate([i.locations for i in indices]), np.concatenate([i.ids for i in indices])
+    )
 
 
 def read_point_index(fetch: Callable[..., Batch], key: GraphKey, roi: Roi) -> PointIndex:
