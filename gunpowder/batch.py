@@ -242,7 +242,10 @@ class Batch(MutableMapping):
         for key, value in other._items.items():
             mine = merged._items.get(key)
             if (
-                (isinstance(key, ArrayKey) or (isinstance(mine, Graph) and isinstance(value, Graph)))
+                (
+                    isinstance(key, ArrayKey)
+                    or (isinstance(mine, Graph) and isinstance(value, Graph))
+                )
                 and mine is not None
                 and mine is not value
                 and mine.spec.roi is not None

@@ -124,9 +124,7 @@ def test_graphs_without_roi_merge_by_id(directed, data):
     assert {n.id for n in merged.nodes} == {n.id for n in mine.nodes + theirs.nodes}
     for n in merged.nodes:
         assert n.attrs["tag"] == ("other" if n.id in theirs else "self")
-    assert merged.num_edges() == len(
-        {edge_key(mine, e.u, e.v) for e in mine.edges + theirs.edges}
-    )
+    assert merged.num_edges() == len({edge_key(mine, e.u, e.v) for e in mine.edges + theirs.edges})
 
 
 def test_merge_refuses_mixed_directedness_and_non_graphs():

@@ -90,9 +90,7 @@ def check_batch(batch, roi, location, node, shift):
         assert roi.contains(tuple(moved))
 
 
-locations_st = st.lists(
-    st.tuples(st.floats(0, 39.9), st.floats(0, 39.9)), min_size=1, max_size=6
-)
+locations_st = st.lists(st.tuples(st.floats(0, 39.9), st.floats(0, 39.9)), min_size=1, max_size=6)
 
 
 @settings(max_examples=30, deadline=None)

@@ -126,8 +126,7 @@ class IterateLocations(SpecifiedLocation):
             chosen = np.arange(len(index)) if region is None else index.query_box(region)
             if len(chosen) == 0:
                 raise PipelineRequestError(
-                    f"{self.name}: graph {self.graph} has no node in {region} to centre "
-                    "requests on"
+                    f"{self.name}: graph {self.graph} has no node in {region} to centre requests on"
                 )
             self._points = index.locations[chosen]
             self.locations = [Coordinate(np.rint(loc).astype(np.int64)) for loc in self._points]
@@ -162,8 +161,7 @@ class IterateLocations(SpecifiedLocation):
                 return shifted, (shift, index)
             skipped.add(int(self._ids[index]))
             logger.warning(
-                "%s: node %d at %s would take the request %s outside the upstream data; "
-                "skipped",
+                "%s: node %d at %s would take the request %s outside the upstream data; skipped",
                 self.name,
                 self._ids[index],
                 tuple(float(x) for x in self._points[index]),
