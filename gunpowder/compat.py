@@ -29,7 +29,36 @@ class _UpstreamView:
 
 class BatchProvider(Composable):
     """Base of 1.x-style sources: override `setup()` (call `self.provides(key, spec)`) and
-    `provide(request) -> Batch`."""
+    `provide(request) -> Batch`.
+
+    For users' own gunpowder 1.x sources: an adapter turns an instance into a functional
+    source when it is put into a pipeline. `provide` returns a Batch with the requested keys
+    and ROIs; `self.spec` holds what `setup` declared. The global `random` and `np.random`
+    are seeded from the node's Generator before each call, so batches stay reproducible.
+    The base class takes no constructor arguments; a subclass defines its own.
+
+    Example::
+
+        class Ones(gp.BatchProvider):
+            def __init__(self, key):
+                self.key = key
+
+            def setup(self):
+                self.provides(self.key, gp.ArraySpec(
+                    roi=gp.Roi((0, 0, 0), (100, 100, 100)), voxel_size=(1, 1, 1),
+                    dtype=np.float32, interpolatable=True))
+
+            def provide(self, request):
+                spec = self.spec[self.key].copy()
+                spec.roi = request[self.key].roi
+                batch = gp.Batch()
+                batch[self.key] = gp.Array(np.ones(spec.roi.shape, np.float32), spec)
+                return batch
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = Ones(raw)
+        pipeline += gp.RandomLocation()
+    """
 
     def setup(self) -> None:
         pass
@@ -81,7 +110,42 @@ class BatchProvider(Composable):
 class BatchFilter(BatchProvider):
     """Base of 1.x-style filters: `setup()` with `provides`/`updates`, `prepare(request)`
     returning a `BatchRequest` of dependencies (or None), `process(batch, request)` returning
-    a `Batch` of outputs (or None after editing `batch` in place)."""
+    a `Batch` of outputs (or None after editing `batch` in place).
+
+    For users' own gunpowder 1.x filters, run through an adapter with 1.x semantics:
+    `self.spec` starts as the upstream spec; keys declared with `provides` are removed from
+    the upstream request; dependencies returned by `prepare` are requested as well (the
+    union of ROIs where a key is also requested downstream); the returned outputs are merged
+    into the batch. `enable_autoskip()` skips the filter for requests without its keys. The
+    global `random`/`np.random` are seeded from the node's Generator before each call. The
+    base class takes no constructor arguments; a subclass defines its own.
+
+    Example::
+
+        class Threshold(gp.BatchFilter):
+            def __init__(self, key, target, value):
+                self.key, self.target, self.value = key, target, value
+
+            def setup(self):
+                spec = self.spec[self.key].copy()
+                spec.dtype, spec.interpolatable = np.uint8, False
+                self.provides(self.target, spec)
+
+            def prepare(self, request):
+                deps = gp.BatchRequest()
+                deps[self.key] = request[self.target].copy()
+                return deps
+
+            def process(self, batch, request):
+                array = batch[self.key]
+                spec = array.spec.copy()
+                spec.dtype, spec.interpolatable = np.uint8, False
+                outputs = gp.Batch()
+                outputs[self.target] = gp.Array((array.data > self.value).astype(np.uint8), spec)
+                return outputs
+
+        pipeline += Threshold(raw, gp.ArrayKey("FOREGROUND"), 0.5)
+    """
 
     def updates(self, key: Any, spec: Any) -> None:
         """Declare that this filter changes `key` (which must be provided upstream)."""

@@ -1011,6 +1011,25 @@ class PreCache(Node):
     aside) restarts the run from it. Workers start on the first request, in the background;
     that first batch is made here meanwhile. `start_method` defaults to
     `default_start_method()` ("forkserver"; `$GUNPOWDER_START_METHOD` overrides it).
+
+    Put it after the expensive nodes (augmentations) and before the consumer (e.g. `Train`),
+    so batches are prepared while the model trains. Workers are stopped at teardown; an
+    error in a worker is raised here as a `WorkerError` with the worker's traceback.
+
+    Args:
+        cache_size: how many batches (at least 1) may be computed ahead of the consumer.
+            Default 50.
+        num_workers: how many worker processes compute batches. Default 20; 0 computes every
+            batch in this process, on demand (same batches, no parallelism).
+        start_method: the multiprocessing start method of the workers ("fork", "spawn",
+            "forkserver"). Default None: `default_start_method()`.
+
+    Example::
+
+        pipeline = source + gp.RandomLocation() + gp.SimpleAugment()
+        pipeline += gp.PreCache(cache_size=40, num_workers=10)
+        pipeline += gp.torch.Train(model, loss, optimizer, inputs={"input": raw},
+                                   outputs={0: pred}, loss_inputs={0: pred, 1: gt})
     """
 
     drives_upstream = True

@@ -80,6 +80,28 @@ class Node(Composable):
     from the upstream request's own `random_seed` if set, else the current seed). The engine
     also sets `self.upstream_pipelines` (the upstream `Pipeline`s) at setup, for nodes that run
     their upstream elsewhere (worker processes).
+
+    Exported as `gp.PipelineNode` (`gp.Node` is the graph node, as in 1.x). Draw all random
+    numbers in `prepare` from its `rng` and hand them to `process` in the context; keep no
+    per-request state on the node. The base class takes no constructor arguments; a subclass
+    defines its own (store them as attributes).
+
+    Example::
+
+        class RandomFlip(gp.PipelineNode):  # flips `key` along its last axis, half the time
+            def __init__(self, key):
+                self.key = key
+
+            def prepare(self, request, rng):
+                return request, bool(rng.integers(2))  # the draw travels in ctx
+
+            def process(self, batch, flip):
+                if flip and self.key in batch:
+                    array = batch[self.key]
+                    batch[self.key] = gp.Array(np.flip(array.data, -1).copy(), array.spec)
+                return batch
+
+        pipeline += RandomFlip(raw)
     """
 
     arity = 1
@@ -122,7 +144,35 @@ class Node(Composable):
 
 
 class Source(Node):
-    """A node without upstream: `setup(None)` says what it has, `provide` reads it."""
+    """A node without upstream: `setup(None)` says what it has, `provide` reads it.
+
+    `setup` returns a ProviderSpec of the keys it offers (ROIs in world units);
+    `provide(request, rng)` returns a Batch with each requested key at its requested ROI.
+    Open files lazily (a source may be pickled into worker processes) and close them in
+    `teardown`. The base class takes no constructor arguments; a subclass defines its own.
+
+    Example::
+
+        class Ramp(gp.Source):  # a 1D array whose value is the position
+            def __init__(self, key):
+                self.key = key
+
+            def setup(self, upstream_spec=None):
+                spec = gp.ArraySpec(roi=gp.Roi((0,), (100,)), voxel_size=(1,),
+                                    dtype=np.float32, interpolatable=True)
+                return gp.ProviderSpec({self.key: spec})
+
+            def provide(self, request, rng):
+                roi = request[self.key].roi
+                data = np.arange(roi.begin[0], roi.end[0], dtype=np.float32)
+                batch = gp.Batch()
+                batch[self.key] = gp.Array(data, self.spec[self.key].replace(roi=roi))
+                return batch
+
+        x = gp.ArrayKey("X")
+        pipeline = Ramp(x)
+        pipeline += gp.RandomLocation()
+    """
 
     arity = 0
 
@@ -134,7 +184,35 @@ class Source(Node):
 
 
 class MultiNode(Node):
-    """A node with any number of upstreams (e.g. MergeProvider, RandomProvider)."""
+    """A node with any number of upstreams (e.g. MergeProvider, RandomProvider).
+
+    `setup(upstream_specs)` gets one spec per upstream (in the order of the tuple it is added
+    to; also in `self.upstream_spec`); `prepare` returns one request per upstream (None: not
+    needed) and a context; `process(batches, ctx)` gets the batches in the same order (None
+    where not requested). The base class takes no constructor arguments; a subclass defines
+    its own.
+
+    Example::
+
+        class Average(gp.MultiNode):  # the voxel-wise mean of `key` over all upstreams
+            def __init__(self, key):
+                self.key = key
+
+            def setup(self, upstream_specs):
+                return upstream_specs[0].copy()
+
+            def prepare(self, request, rng):
+                return [request.copy() for _ in self.upstream_spec], None
+
+            def process(self, batches, ctx):
+                out = batches[0]
+                array = out[self.key]
+                mean = np.mean([b[self.key].data for b in batches], axis=0)
+                out[self.key] = gp.Array(mean.astype(array.data.dtype), array.spec)
+                return out
+
+        pipeline = (source_a, source_b) + Average(raw)
+    """
 
     arity = -1
 
@@ -629,7 +707,28 @@ def stream(
 
 class FunctionNode(Node):
     """A node from plain functions: `setup(spec) -> spec`, `prepare(request, rng) -> (request,
-    ctx)`, `process(batch, ctx) -> batch`; any may be omitted."""
+    ctx)`, `process(batch, ctx) -> batch`; any may be omitted.
+
+    For one-off filters without writing a class (`lift(f)` builds one for `f(batch)`).
+
+    Args:
+        setup: `setup(upstream_spec) -> spec`, what the node offers. Default None: the
+            upstream spec unchanged.
+        prepare: `prepare(request, rng) -> (upstream_request, ctx)`; draw random numbers from
+            `rng` here. Default None: the request unchanged, ctx None.
+        process: `process(batch, ctx) -> batch`. Default None: the batch unchanged.
+        name: the node's name in messages and profiling. Default None: the name of
+            `process`, else "FunctionNode".
+
+    Example::
+
+        def clip(batch, ctx):
+            array = batch[raw]
+            batch[raw] = gp.Array(np.clip(array.data, 0, 1), array.spec, array.attrs)
+            return batch
+
+        pipeline += gp.FunctionNode(process=clip)
+    """
 
     def __init__(
         self,
@@ -662,6 +761,29 @@ class ArrayFunction(Node):
 
     The result replaces `key` (or goes to `target` if given, a new key with the same ROI).
     `dtype` declares the output dtype if it changes.
+
+    `fn` gets the array's data (channels first, spatial axes last) and must return data of
+    the same spatial shape. `lift(fn, key)` builds one.
+
+    Args:
+        key: the ArrayKey whose data `fn` is applied to; it must be provided upstream.
+        fn: `fn(data) -> data`, or `fn(data, rng) -> data` with `random=True`.
+        target: an ArrayKey to store the result under, offered with the spec of `key` (and
+            `dtype`). Default None: replace `key`.
+        dtype: the dtype of the result, declared in the provided spec. Default None: the
+            dtype of `key` (the batch carries the dtype `fn` actually returns).
+        random: pass `fn` a `numpy.random.Generator` (seeded from the request) as second
+            argument. Default False.
+
+    Example::
+
+        raw, mask = gp.ArrayKey("RAW"), gp.ArrayKey("MASK")
+        pipeline += gp.ArrayFunction(raw, np.sqrt)
+        pipeline += gp.ArrayFunction(
+            raw, lambda data, rng: data + rng.normal(0, 0.1, data.shape).astype(data.dtype),
+            random=True)
+        pipeline += gp.ArrayFunction(raw, lambda data: (data > 0.5).astype(np.uint8),
+                                     target=mask, dtype=np.uint8)
     """
 
     def __init__(

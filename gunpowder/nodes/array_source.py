@@ -17,6 +17,25 @@ class ArraySource(Source):
 
     `ArraySource(key, Array(data, ArraySpec(roi=..., voxel_size=...)))`. Without a ROI the
     data starts at the origin with voxel size 1.
+
+    Handy for tests, notebooks and data small enough to hold in memory. Requests get a copy
+    of the requested region (a nonspatial array is served whole).
+
+    Args:
+        key: the ArrayKey to provide.
+        array: an `Array` (data channels first, spatial axes last, with its spec: ROI and
+            voxel size in world units), or plain array data, then taken as all-spatial with
+            voxel size 1 and its ROI starting at the origin.
+        interpolatable: overrides the spec's `interpolatable`. Default None: the spec's
+            value, or, if that is None too, True for floating-point data, else False.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        data = np.random.default_rng(0).random((100, 100, 100), dtype=np.float32)
+        spec = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (4000, 400, 400)), voxel_size=(40, 4, 4))
+        pipeline = gp.ArraySource(raw, gp.Array(data, spec))
+        pipeline += gp.RandomLocation()
     """
 
     def __init__(self, key: ArrayKey, array: Any, interpolatable: bool | None = None) -> None:

@@ -29,7 +29,20 @@ def _merge(batches: Sequence[Batch | None]) -> Batch:
 class MergeProvider(MultiNode):
     """Offer the keys of several upstreams as one: `(raw_source, labels_source) +
     MergeProvider()`. Each key is requested from the upstream that provides it; a key
-    provided by two upstreams is an error at setup."""
+    provided by two upstreams is an error at setup.
+
+    Use it to join arrays and graphs that live in different files or stores. It takes no
+    constructor arguments: the upstreams are given by composition, as a tuple before it.
+
+    Example::
+
+        raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
+        pipeline = (
+            gp.ZarrSource("sample.zarr", {raw: "raw"}),
+            gp.CsvPointsSource("points.csv", points),
+        ) + gp.MergeProvider()
+        pipeline += gp.RandomLocation(ensure_nonempty=points)
+    """
 
     def setup(self, upstream_specs: list[ProviderSpec]) -> ProviderSpec:  # type: ignore[override]
         owner: dict[Any, int] = {}
@@ -62,7 +75,27 @@ class MergeProvider(MultiNode):
 class RandomProvider(MultiNode):
     """Serve each request from one upstream chosen at random (with `probabilities`, default
     uniform). Offers the keys every upstream provides, each with the intersection of their
-    ROIs. With `random_provider_key`, the chosen index is stored as a nonspatial int64 array."""
+    ROIs. With `random_provider_key`, the chosen index is stored as a nonspatial int64 array.
+
+    The choice is drawn from the request's Generator, so it depends on the request seed only.
+    Typical use: sample training batches from several volumes.
+
+    Args:
+        probabilities: one non-negative weight per upstream (normalised to sum to 1).
+            Default None: every upstream equally likely.
+        random_provider_key: an ArrayKey under which the index (in upstream order) of the
+            chosen upstream is stored, as a nonspatial int64 array, when requested. Default
+            None.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        samples = ["a.zarr", "b.zarr", "c.zarr"]
+        pipeline = tuple(
+            gp.ZarrSource(s, {raw: "raw"}) + gp.RandomLocation() for s in samples
+        )
+        pipeline += gp.RandomProvider(probabilities=[0.5, 0.25, 0.25])
+    """
 
     def __init__(
         self,
@@ -141,7 +174,23 @@ def _common(name: str, key: Any, a: Any, b: Any, index: int) -> Any:
 class Stack(Node):
     """Request the same upstream `num_repetitions` times and stack every array along a new
     first axis (a batch axis). Each repetition is requested with its own seed, drawn from
-    this node's Generator: different samples, and the same ones for the same request seed."""
+    this node's Generator: different samples, and the same ones for the same request seed.
+
+    Only arrays can be stacked (a requested graph is an error); every repetition must return
+    the same shape. The spec of each array is that of the first repetition (the ROI of one
+    sample, not counting the new axis).
+
+    Args:
+        num_repetitions: how many samples to request and stack (at least 1): the size of the
+            new first axis.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw"})
+        pipeline += gp.RandomLocation()
+        pipeline += gp.Stack(8)  # raw comes back as (8, z, y, x)
+    """
 
     drives_upstream = True
 

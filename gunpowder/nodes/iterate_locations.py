@@ -49,7 +49,33 @@ class IterateLocations(SpecifiedLocation):
     replacement). A node that would take the request outside the upstream data is skipped with
     a warning. `node_id` (an ArrayKey) receives the id of the node as a nonspatial int64 array.
     As in `SpecifiedLocation`, the counter is the one state kept across requests: each worker
-    process (PreCache) counts on its own copy.
+    process (PreCache) counts on its own copy. Downstream, every spatial key is offered with
+    an unbounded ROI.
+
+    Args:
+        graph: the GraphKey whose nodes are visited; it must be provided upstream.
+        roi: only visit the nodes inside this ROI (world units). Default None: every node in
+            the graph's provided ROI (which must then be bounded, unless the graph source has
+            a point index).
+        node_id: an ArrayKey under which the id of the visited node is stored, as a
+            nonspatial int64 array, when requested. Default None.
+        choose_randomly: draw a node uniformly (with replacement) from the request's
+            Generator instead of visiting them in turn. Default False: in turn, starting over
+            after the last.
+
+    Example::
+
+        raw, points, node_id = gp.ArrayKey("RAW"), gp.GraphKey("POINTS"), gp.ArrayKey("NODE_ID")
+        pipeline = (
+            gp.ZarrSource("sample.zarr", {raw: "raw"}),
+            gp.CsvPointsSource("points.csv", points),
+        ) + gp.MergeProvider()
+        pipeline += gp.IterateLocations(points, node_id=node_id)
+        request = gp.BatchRequest()
+        request[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (400, 400, 400)))
+        request[node_id] = gp.ArraySpec(nonspatial=True)
+        with gp.build(pipeline):
+            batch = pipeline.request_batch(request)  # centred on the first node
     """
 
     drives_upstream = True

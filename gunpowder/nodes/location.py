@@ -336,6 +336,38 @@ class RandomLocation(Node):
     index, or are read once. `random_shift_key` stores the shift (world units) as a nonspatial
     int64 array. Subclasses may override `accepts(request)` to veto shifted requests. After
     `max_tries` candidate locations a `PipelineRequestError` explains what failed.
+
+    Downstream, every spatial key is offered with an unbounded ROI, so the request can be
+    placed anywhere (e.g. at the origin); the batch comes back with the requested ROIs.
+
+    Args:
+        min_masked: the smallest fraction (in [0, 1]) of masked-in voxels of `mask` a
+            location must have. Default 0: no mask condition. A value > 0 needs `mask`.
+        mask: the ArrayKey of the mask (non-zero = masked in) that `min_masked` refers to; it
+            must have a bounded ROI upstream. Default None: no mask.
+        ensure_nonempty: a GraphKey; if given, locations are chosen so that a point of this
+            graph lies inside the request (see `p_nonempty`). Default None: any location.
+        p_nonempty: the probability (in [0, 1]) that a request is placed on a point of
+            `ensure_nonempty`; otherwise it is placed uniformly. Default 1.0: always.
+        ensure_centered: with `ensure_nonempty`, put the chosen point into the central voxel
+            of the ROI instead of anywhere inside it. Default None (= False).
+        point_balance_radius: radius (world units) for balancing the choice of points: each
+            point is chosen with weight 1 / (number of points within this radius), so dense
+            clusters are not oversampled. Default 1 (barely any balancing).
+        random_shift_key: an ArrayKey under which the chosen shift (world units, one value per
+            spatial axis) is stored as a nonspatial int64 array when requested. Default None.
+        max_tries: how many candidate locations to try per request before giving up with a
+            `PipelineRequestError`. Default 10 000.
+
+    Example::
+
+        raw, labels_mask = gp.ArrayKey("RAW"), gp.ArrayKey("LABELS_MASK")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw", labels_mask: "labels_mask"})
+        pipeline += gp.RandomLocation(min_masked=0.5, mask=labels_mask)
+        request = gp.BatchRequest()
+        request[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (400, 400, 400)))
+        with gp.build(pipeline):
+            batch = pipeline.request_batch(request)
     """
 
     drives_upstream = True
@@ -576,6 +608,30 @@ class SpecifiedLocation(Node):
     `choose_randomly=False` the batch depends on how many requests came before; with
     `choose_randomly=True` it depends on the request seed alone. `extra_data[i]` is attached to
     every array of a batch taken at location `i` as `attrs["specified_location_extra_data"]`.
+    Downstream, every spatial key is offered with an unbounded ROI.
+
+    Args:
+        locations: the points (world units, one coordinate per spatial axis) to centre
+            requests on; at least one.
+        choose_randomly: draw a location uniformly (with replacement) from the request's
+            Generator instead of taking them in turn. Default False: in turn, starting over
+            after the last.
+        extra_data: optional list with one entry per location, attached to the arrays of a
+            batch taken there (see above). Default None: nothing attached.
+        jitter: the largest random offset (world units, one value per spatial axis) added
+            to a location before centring, drawn uniformly from [-jitter, jitter]. Default
+            None: no jitter.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw"})
+        pipeline += gp.SpecifiedLocation([(1000, 2000, 2000), (1200, 800, 3000)],
+                                         choose_randomly=True, jitter=(0, 40, 40))
+        request = gp.BatchRequest()
+        request[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (400, 400, 400)))
+        with gp.build(pipeline):
+            batch = pipeline.request_batch(request)  # centred on (near) a location
     """
 
     def __init__(

@@ -47,7 +47,26 @@ class Pad(Node):
     the data read only the data they need and are filled with `value` (default 0) in
     `mode="constant"`, or like `numpy.pad` in modes "edge", "reflect", "symmetric", "wrap".
     A request wholly outside the data reads one voxel of it (for its channels and dtype).
-    For a graph key, the points inside the data are returned under the padded ROI.
+    For a graph key, the points inside the data are returned under the padded ROI. Use it so
+    that random locations or scans may reach over the border of a volume.
+
+    Args:
+        key: the ArrayKey (or GraphKey) to pad; it must be provided upstream with a ROI.
+        size: how far to grow the ROI on each side, in world units (a Coordinate, one value
+            per spatial axis, each a multiple of the voxel size). None, or None in an axis:
+            unbounded padding (in that axis).
+        value: the fill value for `mode="constant"`, cast to the array's dtype. Default None
+            (= 0). Ignored by the other modes.
+        mode: how to fill beyond the data: "constant" (default; with `value`), or as
+            `numpy.pad` does: "edge", "reflect", "symmetric", "wrap".
+
+    Example::
+
+        raw, labels = gp.ArrayKey("RAW"), gp.ArrayKey("LABELS")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw", labels: "labels"})
+        pipeline += gp.Pad(raw, None)  # any amount, zeros
+        pipeline += gp.Pad(labels, gp.Coordinate((40, 80, 80)), mode="edge")
+        pipeline += gp.RandomLocation()
     """
 
     def __init__(self, key: ArrayKey, size: Any, value: Any = None, mode: str = "constant") -> None:
@@ -147,7 +166,29 @@ class Pad(Node):
 
 class Crop(Node):
     """Offer only part of `key`: the ROI `roi`, or its upstream ROI shrunk by
-    `fraction_negative`/`fraction_positive` of its shape at the lower/upper end (per axis)."""
+    `fraction_negative`/`fraction_positive` of its shape at the lower/upper end (per axis).
+
+    Only the provided spec changes (requests and batches pass through): downstream nodes such
+    as `RandomLocation` or `Scan` then use just that part, e.g. to hold out a validation
+    region. Give either `roi` or the fractions.
+
+    Args:
+        key: the ArrayKey (or GraphKey) to crop; it must be provided upstream with a ROI.
+        roi: the ROI to offer (world units): inside the upstream ROI and on the voxel grid.
+            Default None: use the fractions.
+        fraction_negative: the fraction (in [0, 1]; a number or one per axis) of the upstream
+            ROI's shape to cut off at its lower end. Default None (= 0).
+        fraction_positive: the same at the upper end. Default None (= 0). The cropped ROI is
+            shrunk to the voxel grid; both fractions together may not exceed 1 in an axis.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw"})
+        # train on the first 80 % along z, keep the rest for validation
+        pipeline += gp.Crop(raw, fraction_positive=(0.2, 0, 0))
+        pipeline += gp.RandomLocation()
+    """
 
     def __init__(
         self,

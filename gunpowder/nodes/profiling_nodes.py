@@ -24,7 +24,19 @@ class PrintProfilingStats(Node):
     """Every `every` batches, print a table of per-node timings (min/median/max/total).
 
     A reporting node: it accumulates over batches by design (under a lock). `file` defaults to
-    standard output; the last table printed is kept as `last_report`.
+    standard output; the last table printed is kept as `last_report`. Put it at the end of a
+    pipeline to see which node is the bottleneck.
+
+    Args:
+        every: print after every this many batches (at least 1); the table covers those
+            batches only. Default 1.
+        file: a text stream to print to. Default None: standard output. (It is not pickled:
+            a copy in another process prints to its standard output.)
+
+    Example::
+
+        pipeline += gp.PreCache(num_workers=8)
+        pipeline += gp.PrintProfilingStats(every=100)
     """
 
     def __init__(self, every: int = 1, file: TextIO | None = None) -> None:

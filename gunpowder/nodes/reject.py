@@ -25,7 +25,27 @@ class Reject(Node):
     of the request seed. A mask or graph that is not requested is fetched for the request's
     bounding box (the mask on its voxel grid) and left out of the result. After `max_tries`
     requests a `PipelineRequestError` says how close the best batch came; a warning is logged
-    every 100 rejections.
+    every 100 rejections. Place it below a random node (e.g. `RandomLocation`) so that a new
+    seed gives a new batch.
+
+    Args:
+        mask: the ArrayKey of a spatial mask (non-zero = masked in) to judge batches by.
+            Default None: no mask condition (then `ensure_nonempty` is needed).
+        min_masked: the smallest fraction (in [0, 1]) of masked-in voxels of `mask` in the
+            judged ROI for a batch to pass. Default 0.5.
+        ensure_nonempty: a GraphKey; if given, a batch passes only if this graph has a point
+            inside its ROI. Default None: no graph condition.
+        reject_probability: the probability (in [0, 1]) that a failing batch is rejected;
+            otherwise it is returned as it is. Default 1.0: always reject.
+        max_tries: how many batches to request (at least 1) before giving up with a
+            `PipelineRequestError`. Default 1000.
+
+    Example::
+
+        raw, mask = gp.ArrayKey("RAW"), gp.ArrayKey("MASK")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw", mask: "mask"})
+        pipeline += gp.RandomLocation()
+        pipeline += gp.Reject(mask=mask, min_masked=0.7)
     """
 
     drives_upstream = True

@@ -284,6 +284,37 @@ class Scan(Node):
     at a time; the result is the same as with one worker. `progress_callback` (a
     `ScanCallback`, 1.x) is told about the progress; by default a tqdm bar shows it, which
     `progress=False` turns off.
+
+    Tiles step by the smallest ROI shape of the reference (per axis), so with a network whose
+    outputs are smaller than its inputs, the outputs tile the request without gaps. Each tile
+    is requested with its own seed, drawn from this node's Generator. Every requested key
+    must be in the reference.
+
+    Args:
+        reference: a BatchRequest of bounded ROIs (world units) for one tile, e.g. a network's
+            input and output ROIs; its keys must be provided upstream. It is copied.
+        num_workers: how many threads request tiles at the same time. Default 1 (in order,
+            in the calling thread).
+        cache_size: with `num_workers > 1`, at most this many tiles are in flight at once.
+            Default 50.
+        progress_callback: a `ScanCallback` told `start(total)`, `update(done)`, `stop()`.
+            Default None: a tqdm progress bar. (A bool here is taken as `progress`.)
+        progress: show the default tqdm bar. Default True; ignored with a
+            `progress_callback`.
+
+    Example::
+
+        raw, pred = gp.ArrayKey("RAW"), gp.ArrayKey("PRED")
+        reference = gp.BatchRequest()
+        reference[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (1320, 1320, 1320)))
+        reference[pred] = gp.ArraySpec(roi=gp.Roi((440, 440, 440), (440, 440, 440)))
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw"})
+        # model: a torch.nn.Module whose 1320^3 input gives a 440^3 output (world units)
+        pipeline += gp.torch.Predict(model, inputs={"input": raw}, outputs={0: pred})
+        pipeline += gp.ZarrWrite({pred: "pred"}, output_filename="pred.zarr")
+        pipeline += gp.Scan(reference, num_workers=2)
+        with gp.build(pipeline):
+            pipeline.request_batch(gp.BatchRequest())  # empty: scan all, write everything
     """
 
     drives_upstream = True

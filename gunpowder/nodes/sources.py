@@ -109,6 +109,57 @@ class DatasetSource(Source):
     Subclasses say how to open, close and list the container and how to read a dataset;
     this class builds the specs (metadata, `array_specs` overrides, checks) and serves
     requests. `datasets` maps each `ArrayKey` to a dataset path in the container.
+
+    A subclass implements `location`, `open_container`, `get_node`, `is_array`, `attrs_of`,
+    `list_arrays` and `make_reader` (and, if needed, `check_exists` and `close_container`).
+    Only the requested region of a dataset is read; requests outside the dataset's ROI are
+    an error. Without metadata a dataset gets voxel size 1 and offset 0.
+
+    Args:
+        datasets: a non-empty dict ArrayKey -> dataset path in the container.
+        array_specs: a dict ArrayKey -> ArraySpec whose non-None fields override what the
+            metadata says: `voxel_size` and `roi` (world units; the ROI must lie on the voxel
+            grid and fit in the data), `interpolatable`, `nonspatial` (read the whole
+            dataset, no ROI); a `dtype` must match the dataset's. Default None: metadata only
+            (`interpolatable` then defaults to True for float and uint8 data, else False).
+        channels_first: True (default) if the channel axes come before the spatial axes in
+            the dataset; False for (spatial..., channels) datasets, which are served channels
+            first.
+
+    Example::
+
+        class NpzSource(gp.DatasetSource):  # serves the arrays of an .npz file
+            def __init__(self, filename, datasets, array_specs=None):
+                super().__init__(datasets, array_specs)
+                self.filename = filename
+
+            def location(self):
+                return self.filename
+
+            def open_container(self):
+                return np.load(self.filename)
+
+            def close_container(self, container):
+                container.close()
+
+            def get_node(self, container, path):
+                return container[path]  # KeyError if there is none
+
+            def is_array(self, obj):
+                return True
+
+            def attrs_of(self, obj):
+                return {}
+
+            def list_arrays(self, container):
+                return ((k, container[k].shape, container[k].dtype) for k in container.files)
+
+            def make_reader(self, container, dataset):
+                return lambda index: np.array(dataset[index])
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = NpzSource("sample.npz", {raw: "raw"}, {raw: gp.ArraySpec(voxel_size=(40, 4, 4))})
+        pipeline += gp.RandomLocation()
     """
 
     def __init__(
@@ -518,6 +569,30 @@ class Hdf5Source(DatasetSource):
     Voxel size and offset come from the datasets' `resolution` / `offset` attributes (world
     units), else voxel size 1 and offset 0; non-None fields of `array_specs[key]` override
     what the file says. `channels_first=False` reads (spatial..., channels) datasets.
+
+    The file is opened read-only, lazily and once per process (so the source can be used
+    under `PreCache`); uncompressed contiguous datasets are read through a memory map.
+
+    Args:
+        filename: path of the HDF5 file.
+        datasets: a non-empty dict ArrayKey -> dataset path in the file (e.g.
+            `{raw: "volumes/raw"}`).
+        array_specs: a dict ArrayKey -> ArraySpec whose non-None fields override the file's
+            metadata: `voxel_size`, `roi` (world units, on the voxel grid, inside the data),
+            `interpolatable`, `nonspatial`; a `dtype` must match the dataset's. Default None:
+            the file's metadata (`interpolatable` then True for float and uint8, else False).
+        channels_first: True (default) if channel axes come before the spatial axes in the
+            datasets; False for (spatial..., channels) datasets (served channels first).
+
+    Example::
+
+        raw, labels = gp.ArrayKey("RAW"), gp.ArrayKey("LABELS")
+        pipeline = gp.Hdf5Source(
+            "sample_A.hdf",
+            {raw: "volumes/raw", labels: "volumes/labels/neuron_ids"},
+            array_specs={raw: gp.ArraySpec(interpolatable=True),
+                         labels: gp.ArraySpec(interpolatable=False)})
+        pipeline += gp.RandomLocation()
     """
 
     def __init__(
@@ -588,6 +663,31 @@ class ZarrSource(DatasetSource):
     `offset` attributes, else from OME-NGFF `multiscales` of an enclosing group (a dataset
     path naming a multiscale group serves its first level), else voxel size 1, offset 0;
     non-None fields of `array_specs[key]` override them.
+
+    The store is opened read-only, lazily and once per process (so the source can be used
+    under `PreCache`); only the chunks a request touches are read.
+
+    Args:
+        store: the zarr store: a path, a URL, or a zarr store object. Required (or
+            `filename`).
+        datasets: a non-empty dict ArrayKey -> array path in the store (e.g. `{raw: "raw"}`);
+            a path may name an OME-NGFF multiscale group (its first level is served).
+        array_specs: a dict ArrayKey -> ArraySpec whose non-None fields override the store's
+            metadata: `voxel_size`, `roi` (world units, on the voxel grid, inside the data),
+            `interpolatable`, `nonspatial`; a `dtype` must match the array's. Default None:
+            the store's metadata (`interpolatable` then True for float and uint8, else False).
+        channels_first: True (default) if channel axes come before the spatial axes in the
+            arrays; False for (spatial..., channels) arrays (served channels first).
+        filename: the older gunpowder 1.x name of `store`, used when `store` is None.
+
+    Example::
+
+        raw, labels = gp.ArrayKey("RAW"), gp.ArrayKey("LABELS")
+        pipeline = gp.ZarrSource(
+            "sample.zarr",
+            {raw: "volumes/raw", labels: "volumes/labels"},
+            array_specs={labels: gp.ArraySpec(interpolatable=False)})
+        pipeline += gp.RandomLocation()
     """
 
     def __init__(

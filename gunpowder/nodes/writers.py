@@ -323,6 +323,37 @@ class ZarrWrite(_Write):
     `dataset_names` maps ArrayKey → dataset path; `compression_type` e.g. "gzip", "blosc";
     `dataset_dtypes` maps ArrayKey → dtype to cast to. New containers use `zarr_format` 2
     (OME-NGFF 0.4 metadata) unless 3 (OME-NGFF 0.5) is given.
+
+    Batches pass through unchanged. An existing container is appended to (its format kept);
+    an existing dataset is reused if its shape, `resolution` and `offset` match, else it is an
+    error. Chunks of a new dataset span all channels and the spatial shape (voxels) of the
+    first batch written. Put it above a `Scan` to write a whole volume block by block.
+
+    Args:
+        dataset_names: a dict ArrayKey -> dataset path in the container (e.g.
+            `{pred: "volumes/pred"}`); every key must be provided upstream with a bounded ROI,
+            which is the extent of its dataset.
+        output_dir: the directory of the container (created if missing). Default ".".
+        output_filename: the container's name inside `output_dir`. Default "output.zarr".
+        compression_type: "gzip", "zlib" (v2 only), "zstd", "blosc", "lz4", "none", or a
+            codec object. Default None: zarr's default compression.
+        dataset_dtypes: a dict ArrayKey -> dtype the data is cast to when written. Default
+            None: each array's own dtype.
+        zarr_format: 2 or 3, the format of a new container. Default 2.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = gp.Hdf5Source("sample.hdf", {raw: "volumes/raw"})
+        pipeline += gp.IntensityScaleShift(raw, 2, -1)
+        pipeline += gp.ZarrWrite(
+            {raw: "raw_scaled"}, output_dir="out", output_filename="scaled.zarr",
+            dataset_dtypes={raw: "float32"})
+        reference = gp.BatchRequest()
+        reference[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (400, 400, 400)))  # one block
+        pipeline += gp.Scan(reference)
+        with gp.build(pipeline):
+            pipeline.request_batch(gp.BatchRequest())  # writes out/scaled.zarr/raw_scaled
     """
 
     default_filename = "output.zarr"
@@ -360,6 +391,35 @@ class Hdf5Write(_Write):
 
     `dataset_names` maps ArrayKey → dataset path; `compression_type` is h5py's (e.g. "gzip",
     "lzf"); `dataset_dtypes` maps ArrayKey → dtype to cast to.
+
+    Batches pass through unchanged. An existing file is appended to; an existing dataset is
+    reused if its shape, `resolution` and `offset` match, else it is an error. Chunks of a
+    new dataset span all channels and the spatial shape (voxels) of the first batch written. The file is
+    flushed after every write and closed at teardown.
+
+    Args:
+        dataset_names: a dict ArrayKey -> dataset path in the file (e.g.
+            `{pred: "volumes/pred"}`); every key must be provided upstream with a bounded ROI,
+            which is the extent of its dataset.
+        output_dir: the directory of the file (created if missing). Default ".".
+        output_filename: the file's name inside `output_dir`. Default "output.hdf".
+        compression_type: an h5py compression filter, e.g. "gzip" or "lzf". Default None:
+            uncompressed.
+        dataset_dtypes: a dict ArrayKey -> dtype the data is cast to when written. Default
+            None: each array's own dtype.
+
+    Example::
+
+        raw = gp.ArrayKey("RAW")
+        pipeline = gp.ZarrSource("sample.zarr", {raw: "raw"})
+        pipeline += gp.Hdf5Write(
+            {raw: "volumes/raw"}, output_dir="out", output_filename="copy.hdf",
+            compression_type="gzip")
+        reference = gp.BatchRequest()
+        reference[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (400, 400, 400)))  # one block
+        pipeline += gp.Scan(reference)
+        with gp.build(pipeline):
+            pipeline.request_batch(gp.BatchRequest())  # copies raw into out/copy.hdf
     """
 
     default_filename = "output.hdf"

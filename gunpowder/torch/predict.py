@@ -28,6 +28,9 @@ class Predict(ModelNode):
         checkpoint: path of a checkpoint written by `Train` (or of a bare state dict) to load.
         device: torch device; default CUDA when available, else CPU.
         use_gpu: gunpowder 1.x spelling: `use_gpu=N` is `device="cuda:N"`.
+        spawn_subprocess: accepted for gunpowder 1.x compatibility and ignored: the model
+            always runs in this process (use `PreCache` to prepare batches in workers).
+            Default False.
 
     Example::
 

@@ -43,6 +43,9 @@ class Train(ModelNode):
         log_every: log every this many iterations.
         device: torch device; default CUDA when available, else CPU.
         use_gpu: gunpowder 1.x spelling: `use_gpu=N` is `device="cuda:N"`.
+        spawn_subprocess: accepted for gunpowder 1.x compatibility and ignored: the model
+            always runs in this process (use `PreCache` to prepare batches in workers).
+            Default False.
 
     After each step `batch.loss` (float) and `batch.iteration` (1 for the first step) are set.
 
