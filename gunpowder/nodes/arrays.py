@@ -60,10 +60,21 @@ class _ArrayFilter(Node):
 
 
 class Normalize(_ArrayFilter):
-    """Scale `array` by `factor` and cast it to `dtype` (float32).
+    """Scale `array` by `factor` and cast it to `dtype` (float32 by default).
 
-    Without a factor: 1/255 for uint8, 1/65535 for uint16 (1 / the dtype's largest value for
-    any integer type), 1 for floats, from the dtype upstream declares (or else the data's).
+    Networks and intensity augmentations want floats in [0, 1]; sources usually provide
+    integers. Without a factor: 1/255 for uint8, 1/65535 for uint16 (1 / the dtype's largest
+    value for any integer type), 1 for floats, from the dtype upstream declares (or else the
+    data's). The provided spec declares `dtype`.
+
+    Args:
+        array: the ArrayKey to change in place.
+        factor: the multiplier (default None: derived from the input dtype as above).
+        dtype: the output dtype (default numpy.float32).
+
+    Example::
+
+        pipeline += gp.Normalize(raw)  # uint8 -> float32 in [0, 1]
     """
 
     def __init__(self, array: ArrayKey, factor: float | None = None, dtype: Any = np.float32):
@@ -88,7 +99,19 @@ class Normalize(_ArrayFilter):
 
 
 class IntensityScaleShift(_ArrayFilter):
-    """`array * scale + shift`, with numpy's result dtype (declared at setup)."""
+    """`array * scale + shift`, with numpy's result dtype (declared at setup).
+
+    Typically maps normalised intensities from [0, 1] to [-1, 1] for a network.
+
+    Args:
+        array: the ArrayKey to change in place.
+        scale: the multiplier.
+        shift: the value added after scaling.
+
+    Example::
+
+        pipeline += gp.IntensityScaleShift(raw, 2, -1)  # [0, 1] -> [-1, 1]
+    """
 
     def __init__(self, array: ArrayKey, scale: float, shift: float) -> None:
         self.array = array
@@ -112,7 +135,20 @@ class IntensityScaleShift(_ArrayFilter):
 class AsType(Node):
     """Cast `source` to `target_dtype`, in place or into a new key `target` (same ROI and spec).
 
-    `AsType(raw, np.float32)`; `dtype=` is accepted as an alias of `target_dtype`.
+    For dtypes a later node or a network needs (e.g. int64 labels for a loss, uint8 for
+    storage); values are converted with numpy's `astype` (no scaling: see Normalize).
+
+    Args:
+        source: the ArrayKey to read.
+        target_dtype: the new dtype (required, here or as `dtype`).
+        target: optional new ArrayKey to create with the cast copy; it must not already be
+            provided upstream. Default None: `source` itself is cast.
+        dtype: alias of `target_dtype` (give one of the two).
+
+    Example::
+
+        pipeline += gp.AsType(gt_labels, np.int64)
+        pipeline += gp.AsType(raw, np.float32, target=raw_float)
     """
 
     def __init__(
@@ -212,7 +248,20 @@ class _ChangeAxes(Node):
 
 class Squeeze(_ChangeAxes):
     """Remove the length-1 axis `axis` (a channel axis, before the spatial ones) of each of
-    `arrays`."""
+    `arrays`.
+
+    E.g. to drop a batch or channel axis a network produced. The specs are unchanged (the
+    spatial axes are never touched); a key missing from a batch is skipped.
+
+    Args:
+        arrays: one ArrayKey or a list of them, changed in place.
+        axis: the data axis to remove, counted over all axes (negative from the end); it must
+            be one of the leading non-spatial axes and have length 1 (default 0).
+
+    Example::
+
+        pipeline += gp.Squeeze([pred], axis=0)  # (1, c, z, y, x) -> (c, z, y, x)
+    """
 
     def _change(self, key: ArrayKey, array: Array) -> np.ndarray:
         shape = np.shape(array.data)
@@ -233,7 +282,21 @@ class Squeeze(_ChangeAxes):
 
 class Unsqueeze(_ChangeAxes):
     """Insert a length-1 axis at `axis` (among the channel axes, before the spatial ones)
-    into each of `arrays`."""
+    into each of `arrays`.
+
+    E.g. to add the batch and channel axes a network expects. The specs are unchanged; a key
+    missing from a batch is skipped.
+
+    Args:
+        arrays: one ArrayKey or a list of them, changed in place.
+        axis: where the new axis goes, as in numpy.expand_dims (negative from the end); it
+            must come before the spatial axes (default 0).
+
+    Example::
+
+        pipeline += gp.Unsqueeze([raw])  # (z, y, x) -> (1, z, y, x)
+        pipeline += gp.Unsqueeze([raw])  # -> (1, 1, z, y, x)
+    """
 
     def _change(self, key: ArrayKey, array: Array) -> np.ndarray:
         ndim = np.ndim(array.data)

@@ -33,8 +33,18 @@ class ZeroOutConstSections(Node):
     """Set every section (a slice along the first spatial axis, e.g. a z-section) of
     `intensities` that holds a single value to 0; each channel is judged on its own.
 
-    Constant means constant within the requested ROI. Meant for intensities normalised to
-    [-1, 1], where a blank section would otherwise be the darkest possible input.
+    A missing EM section is constant; normalised to [-1, 1] it would read as "black" (-1),
+    the darkest possible input to a network, where 0 ("grey") says less. Constant means
+    constant within the requested ROI. Needs at least 2 spatial dimensions; key and spec
+    are kept.
+
+    Args:
+        intensities: the ArrayKey of the (normalised) intensities to change in place.
+
+    Example::
+
+        pipeline += gp.IntensityScaleShift(raw, 2, -1)
+        pipeline += gp.ZeroOutConstSections(raw)
     """
 
     def __init__(self, intensities: ArrayKey) -> None:

@@ -34,12 +34,53 @@ def _check_p(node: str, p: float) -> float:
 
 
 class DefectAugment(Node):
-    """Per section along spatial `axis` of `intensities`, with these probabilities: missing
-    (set to 0), low contrast (`mean + (a - mean) * contrast_scale`), an artifact blended in
-    (`artifacts` with alpha `artifacts_mask`, requested from the pipeline `artifact_source`
-    for the section's ROI), or a fold (both halves pushed towards a random line by
-    `deformation_strength` voxels, the line drawn 0; 3D only, context read from upstream).
-    The probabilities must sum to at most 1. Applied with probability `p`.
+    """Simulate EM section defects: missing, low-contrast, artifact-laden and folded sections.
+
+    Real EM stacks have such sections; training with them makes a network robust to them.
+    Per section along spatial `axis` of `intensities`, one defect is drawn with the given
+    probabilities (which must sum to at most 1): missing (set to 0), low contrast
+    (`mean + (a - mean) * contrast_scale`, the section's mean), an artifact blended in
+    (`a * (1 - alpha) + artifact * alpha`), or a fold (both halves pushed towards a random
+    line, the line drawn 0; 3D only, in-plane context read from upstream). Key, spec and
+    dtype are kept.
+
+    Args:
+        intensities: the ArrayKey of the intensities to change in place.
+        prob_missing: per section, the probability that it is blank (default 0.05).
+        prob_low_contrast: per section, the probability of low contrast (default 0.05).
+        prob_artifact: per section, the probability of an artifact (default 0.0); > 0 needs
+            `artifact_source`, `artifacts` and `artifacts_mask`.
+        prob_deform: per section, the probability of a fold (default 0.0).
+        contrast_scale: the contrast factor of low-contrast sections (default 0.1).
+        artifact_source: a pipeline (or source) providing `artifacts` and `artifacts_mask`;
+            it is built with this node and asked, per artifact section, for that section's
+            ROI (world units, same voxel size). Default None.
+        artifacts: the ArrayKey of the artifact intensities in `artifact_source`.
+        artifacts_mask: the ArrayKey of the artifacts' alpha (blend weight, in [0, 1]) in
+            `artifact_source`.
+        deformation_strength: how far, in voxels, each half of a folded section moves
+            towards the fold line (default 20).
+        axis: the spatial axis (index) along which sections are taken (default 0: z).
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        artifact_source = (
+            gp.Hdf5Source("artifacts.hdf", {artifacts: "raw", artifacts_mask: "mask"})
+            + gp.RandomLocation()
+            + gp.Normalize(artifacts)
+            + gp.Normalize(artifacts_mask)
+        )
+        pipeline += gp.DefectAugment(
+            raw,
+            prob_missing=0.03,
+            prob_low_contrast=0.01,
+            prob_artifact=0.03,
+            prob_deform=0.02,
+            artifact_source=artifact_source,
+            artifacts=artifacts,
+            artifacts_mask=artifacts_mask,
+        )
     """
 
     def __init__(
@@ -251,10 +292,24 @@ def _unshift(
 
 
 class ShiftAugment(Node):
-    """Slip (`prob_slip`: one section) or shift (`prob_shift`: a section and all after it)
-    sections along `shift_axis` in their plane by N(0, `sigma`) world units per axis, rounded
-    to the voxel grid; every array and graph moves alike. The upstream ROIs grow by the
-    shifts. Applied with probability `p`.
+    """Slip or shift sections along `shift_axis` in their plane, like misaligned EM sections.
+
+    Trains robustness to imperfect section alignment. A slip moves one section, a shift it
+    and all sections after it, by N(0, `sigma`) world units per in-plane axis, rounded to the
+    voxel grid; every array and graph of the batch moves alike. The upstream ROIs grow by the
+    shifts (no data is made up beyond the provided ROI: add a Pad or RandomLocation
+    upstream).
+
+    Args:
+        prob_slip: per section, the probability of a slip (default 0).
+        prob_shift: per section, the probability of a shift (default 0).
+        sigma: standard deviation of the offsets, in world units (default 0: no movement).
+        shift_axis: the spatial axis (index) along which sections are taken (default 0: z).
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        pipeline += gp.ShiftAugment(prob_slip=0.05, prob_shift=0.05, sigma=40)
     """
 
     def __init__(

@@ -204,17 +204,51 @@ class ElasticAugment(_Warp):
     """Elastically deform a batch (1.x): jitter on a control-point grid, rotation, scaling, and
     EM section slips/shifts, all in voxels of the arrays.
 
-    Control points every `control_point_spacing` voxels are moved by N(0, `jitter_sigma`)
-    voxels and interpolated with cubic splines; an angle from `rotation_interval` rotates the
-    last two spatial axes, a factor from `scale_interval` zooms (> 1 magnifies); with
-    probability `prob_slip` a section is moved by up to `max_misalign` voxels in (y, x), with
-    `prob_shift` it and all following sections. `spatial_dims=2` warps each section in 2D with
-    the same transform (no mixing across sections). The transform is computed exactly every
-    `subsample` voxels and linearly in between. Interpolatable arrays are interpolated
-    linearly, others by nearest neighbour. Applied with probability `p`. Arrays of different
-    voxel sizes share one transform (jitter and spacing then count in the finest voxel size).
-    `use_fast_points_transform`/`recompute_missing_points` are accepted for 1.x compatibility:
-    points are always mapped exactly.
+    Augments training data with plausible tissue deformations. One transform is drawn per
+    request and applied to every array and graph of the batch; the node asks upstream for the
+    region each requested ROI is read from. Control points every `control_point_spacing`
+    voxels are moved by N(0, `jitter_sigma`) voxels and interpolated with cubic splines; an
+    angle from `rotation_interval` rotates the last two spatial axes, a factor from
+    `scale_interval` zooms; section slips and shifts apply to 3D requests only.
+    Interpolatable arrays are interpolated linearly, others (labels) by nearest neighbour.
+    Arrays of different voxel sizes share one transform (voxel counts then refer to the
+    finest voxel size of the request). As in 1.x, no data is made up beyond the provided
+    ROI: add a Pad or RandomLocation upstream.
+
+    Args:
+        control_point_spacing: distance between control points, in voxels, per spatial axis
+            (one value for all, or one per axis; with more entries the last ones are used).
+        jitter_sigma: standard deviation of the control-point displacements, in voxels, per
+            spatial axis (0 for an axis not to jitter).
+        rotation_interval: (start, end) of the uniformly drawn rotation angle, in radians, of
+            the last two spatial axes; (0, 0) for no rotation.
+        scale_interval: (start, end) of the uniformly drawn zoom; > 1 magnifies (default
+            (1.0, 1.0): no scaling).
+        prob_slip: per section, the probability that it alone is moved in (y, x) (default 0).
+        prob_shift: per section, the probability that it and all following sections are moved
+            (default 0).
+        max_misalign: the largest slip/shift, in voxels; offsets are uniform in
+            [-max_misalign, max_misalign] (default 0).
+        subsample: compute the transform exactly every `subsample` voxels and linearly in
+            between, for speed (default 1: every voxel).
+        spatial_dims: how many trailing spatial axes to warp; 2 warps each section of a 3D
+            array in 2D with the same transform, without mixing sections (default 3).
+        use_fast_points_transform: accepted for 1.x compatibility; points are always mapped
+            exactly.
+        recompute_missing_points: accepted for 1.x compatibility (no effect).
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        pipeline += gp.ElasticAugment(
+            control_point_spacing=[4, 40, 40],
+            jitter_sigma=[0, 2, 2],
+            rotation_interval=[0, math.pi / 2],
+            prob_slip=0.05,
+            prob_shift=0.05,
+            max_misalign=10,
+            subsample=8,
+        )
     """
 
     def __init__(
@@ -283,13 +317,46 @@ class ElasticAugment(_Warp):
 class DeformAugment(_Warp):
     """Elastically deform a batch with spacing and jitter in world units and full rotations.
 
-    Control points every `control_point_spacing` (world units) jittered by N(0,
-    `jitter_sigma`) (world units), a zoom from `scale_interval` (> 1 magnifies) and, if
-    `rotate`, a uniformly random rotation in world space within `rotation_axes` (indices among
-    the spatial axes, default all). Arrays of different voxel sizes are warped by the same
-    physical transform. Applied with probability `p`. `transform_key` is not supported;
-    `use_fast_points_transform`, `recompute_missing_points` and `graph_raster_voxel_size` are
-    accepted for 1.x compatibility (points are always mapped exactly).
+    The successor of ElasticAugment for anisotropic data: one physical transform is drawn
+    per request and warps every array (whatever its voxel size) and graph of the batch; the
+    node asks upstream for the region each requested ROI is read from. Control points every
+    `control_point_spacing` are jittered by N(0, `jitter_sigma`) and interpolated with cubic
+    splines, then zoomed and rotated. Interpolatable arrays are interpolated linearly, others
+    (labels) by nearest neighbour. No data is made up beyond the provided ROI: add a Pad or
+    RandomLocation upstream.
+
+    Args:
+        control_point_spacing: distance between control points, in world units, per spatial
+            axis (one value for all, or one per axis).
+        jitter_sigma: standard deviation of the control-point displacements, in world units,
+            per spatial axis (0 for an axis not to jitter).
+        scale_interval: (start, end) of the uniformly drawn zoom; > 1 magnifies (default
+            (1.0, 1.0): no scaling).
+        rotate: apply a uniformly random rotation in world space (default True).
+        subsample: compute the transform exactly every `subsample` voxels and linearly in
+            between, for speed (default 1: every voxel).
+        spatial_dims: how many trailing spatial axes to warp; 2 warps each section of a 3D
+            array in 2D (default 3).
+        use_fast_points_transform: accepted for 1.x compatibility; points are always mapped
+            exactly.
+        recompute_missing_points: accepted for 1.x compatibility (no effect).
+        transform_key: not supported; must be None (anything else raises
+            NotImplementedError).
+        graph_raster_voxel_size: accepted for 1.x compatibility (no effect: graphs are moved
+            exactly, not rasterised).
+        p: probability of augmenting a request at all (default 1.0).
+        rotation_axes: indices of the warped spatial axes the rotation mixes, e.g. (1, 2) to
+            rotate in-plane only (default None: all of them).
+
+    Example::
+
+        pipeline += gp.DeformAugment(
+            control_point_spacing=(400, 400, 400),
+            jitter_sigma=(20, 20, 20),
+            scale_interval=(0.9, 1.1),
+            rotation_axes=(1, 2),
+            subsample=4,
+        )
     """
 
     def __init__(

@@ -100,8 +100,22 @@ class GraphSource(Source):
     """Serve an in-memory graph (a `Graph` or a networkx graph with `location` node
     attributes, world units) under `key`.
 
-    `graph_spec` overrides the spec (e.g. its ROI; default: the graph's ROI, else unbounded).
-    `trim`: cut edges leaving a requested ROI at its border (new temporary nodes there).
+    For annotations that fit in memory. Nodes are indexed in a KD-tree at setup, so each
+    request reads only the nodes in its ROI (and RandomLocation can sample near them).
+
+    Args:
+        key: the GraphKey to provide.
+        graph: a gunpowder `Graph`, or a networkx graph whose nodes have a `location`
+            attribute (other node/edge data become attributes).
+        graph_spec: optional GraphSpec overriding the provided spec, e.g. its ROI (default:
+            the graph's own spec; without a ROI, unbounded).
+        trim: cut edges leaving a requested ROI at its border, adding temporary nodes there
+            (default True); False returns only the nodes inside and the edges between them.
+
+    Example::
+
+        graph = gp.Graph.from_arrays(locations=[[0, 0, 0], [40, 40, 40]], edges=[[0, 1]])
+        pipeline = (raw_source, gp.GraphSource(skeletons, graph)) + gp.MergeProvider()
     """
 
     def __init__(
@@ -236,10 +250,27 @@ def _read_csv_fast(filename: str) -> np.ndarray | None:
 class CsvPointsSource(GraphSource):
     """Points from a CSV file, one per line (e.g. `z, y, x[, id]`), under the GraphKey `points`.
 
-    `scale` multiplies the coordinates (e.g. voxel indices → world units with the voxel size);
-    `ndims`: None uses all columns (but `id_col`) as the location, n > 0 the first n, n < 0
-    all but the last |n|; `id_col`: the column with unique point ids (default: the row index).
-    `points_spec` overrides the spec; the default ROI is the points' bounding box.
+    Comma- or whitespace-separated numbers; `#` comments and a header line are skipped. The
+    points (no edges) are indexed in a KD-tree at setup, so each request reads only the
+    points in its ROI.
+
+    Args:
+        filename: path of the CSV file.
+        points: the GraphKey to provide.
+        points_spec: optional GraphSpec overriding the provided spec (default: the points'
+            bounding box as ROI, undirected).
+        scale: multiplies the coordinates, e.g. the voxel size to turn voxel indices into
+            world units (a number or one per axis; default None: the file holds world units).
+        ndims: which columns (after removing `id_col`) form the location: None all, n > 0 the
+            first n, n < 0 all but the last |n| (default None).
+        id_col: the column with unique point ids (default None: the row index).
+
+    Example::
+
+        pipeline = (
+            (raw_source, gp.CsvPointsSource("synapses.csv", synapses, scale=(40, 4, 4)))
+            + gp.MergeProvider()
+        )
     """
 
     def __init__(

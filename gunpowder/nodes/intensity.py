@@ -82,10 +82,28 @@ class _OneArray(Node):
 class IntensityAugment(_OneArray):
     """Randomly scale and shift intensities (1.x): `a = mean + (a - mean) * scale + shift`.
 
-    scale ~ U(scale_min, scale_max), shift ~ U(shift_min, shift_max), drawn per slab (whole
-    array by default, per z section with `z_section_wise`, or blocks of `slab` voxels, -1 for
-    a whole axis; `slab` counts the array's trailing axes). With `clip` the input must lie in
-    [0, 1] and the result is clipped to it. Applied with probability `p`.
+    Makes a network robust to contrast and brightness changes between (and within) volumes.
+    scale ~ U(scale_min, scale_max) and shift ~ U(shift_min, shift_max) are drawn per slab,
+    and `mean` is that slab's mean. The array must hold floats (e.g. after Normalize); key,
+    spec and dtype are kept.
+
+    Args:
+        array: the ArrayKey of the intensities to change in place.
+        scale_min: lower bound of the contrast factor.
+        scale_max: upper bound of the contrast factor.
+        shift_min: lower bound of the brightness shift (in intensity units, e.g. of [0, 1]).
+        shift_max: upper bound of the brightness shift.
+        z_section_wise: draw scale and shift for every z section (first spatial axis of a 3D
+            array) on its own (default False); not together with `slab`.
+        clip: the input must lie in [0, 1] and the result is clipped to it (default True).
+        p: probability of augmenting a request at all (default 1.0).
+        slab: the shape, in voxels, of the blocks that get their own scale and shift, for the
+            array's trailing axes; -1 is a whole axis (default None: the whole array).
+
+    Example::
+
+        pipeline += gp.IntensityAugment(raw, scale_min=0.9, scale_max=1.1,
+                                        shift_min=-0.1, shift_max=0.1, z_section_wise=True)
     """
 
     def __init__(
@@ -136,9 +154,27 @@ class IntensityAugment(_OneArray):
 
 
 class NoiseAugment(_OneArray):
-    """Add random noise (1.x; scikit-image's `random_noise` modes and keyword arguments):
-    gaussian, speckle, poisson, salt, pepper, s&p. The array must hold floats in [0, 1] or
-    [-1, 1]; `clip` keeps that range. Applied with probability `p`."""
+    """Add random noise (1.x; scikit-image's `random_noise` modes and keyword arguments).
+
+    Makes a network robust to imaging noise. The array must hold floats in [0, 1] or
+    [-1, 1] (e.g. after Normalize); key, spec and dtype are kept.
+
+    Args:
+        array: the ArrayKey of the intensities to change in place.
+        mode: "gaussian" (a + N(mean, var)), "speckle" (a + a * N(mean, var)), "poisson",
+            "salt", "pepper" or "s&p" (default "gaussian").
+        clip: keep the input's range ([-1, 1] if it has negative values, else [0, 1])
+            (default True).
+        p: probability of augmenting a request at all (default 1.0).
+        **kwargs: the mode's parameters as in scikit-image: `mean` (default 0) and `var`
+            (default 0.01) for gaussian/speckle, `amount` (default 0.05) and
+            `salt_vs_pepper` (default 0.5) for salt/pepper/s&p. `seed`/`rng` are ignored:
+            the engine's generator is used.
+
+    Example::
+
+        pipeline += gp.NoiseAugment(raw, mode="gaussian", var=0.001)
+    """
 
     def __init__(
         self, array: ArrayKey, mode: str = "gaussian", clip: bool = True, p: float = 1.0, **kwargs
@@ -166,8 +202,22 @@ class NoiseAugment(_OneArray):
 
 
 class GammaAugment(Node):
-    """Raise intensities to a random power gamma ~ U(gamma_min, gamma_max), the same for all
-    `arrays` (one key or several; non-negative floats, e.g. in [0, 1]). Probability `p`."""
+    """Raise intensities to a random power gamma ~ U(gamma_min, gamma_max).
+
+    A non-linear contrast change (brightens or darkens mid-tones) for robustness. The same
+    gamma applies to all `arrays` of a request; they must hold non-negative floats (e.g. in
+    [0, 1] after Normalize). Keys, specs and dtypes are kept.
+
+    Args:
+        arrays: one ArrayKey or a list of them, changed in place.
+        gamma_min: lower bound of the exponent (> 0).
+        gamma_max: upper bound of the exponent (>= gamma_min).
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        pipeline += gp.GammaAugment(raw, gamma_min=0.8, gamma_max=1.25)
+    """
 
     def __init__(
         self,
@@ -215,7 +265,20 @@ class BlurAugment(_OneArray):
 
     Each section along spatial `axis` is blurred with probability `prob_blur` by a gaussian
     of sigma ~ U(sigma_min, sigma_max) voxels. Context for the blur is read from upstream
-    (the ROI grows in-plane by the filter radius, where available). Probability `p`.
+    (the ROI grows in-plane by the filter radius, where available), so blurred sections do
+    not depend on where a batch was cut. Key, spec and dtype are kept.
+
+    Args:
+        array: the ArrayKey of the intensities to change in place.
+        prob_blur: per section, the probability that it is blurred (default 0.1).
+        sigma_min: lower bound of the gaussian's sigma, in voxels (default 0.5).
+        sigma_max: upper bound of the sigma, in voxels (default 2.0).
+        axis: the spatial axis (index) along which sections are taken (default 0: z).
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        pipeline += gp.BlurAugment(raw, prob_blur=0.05, sigma_min=1.0, sigma_max=3.0)
     """
 
     def __init__(

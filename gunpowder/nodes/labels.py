@@ -67,13 +67,38 @@ def _masks_list(mask: Any) -> list[ArrayKey]:
 class AddAffinities(Node):
     """Affinities from labels: channel i at p is 1 iff labels[p] == labels[p+n_i] != 0.
 
-    Offsets n (voxels) follow 1.x: `[[-1, 0, 0], [0, -1, 0], [0, 0, -1]]` compares each voxel
-    with its predecessor along z, y and x; positive and long-range offsets work the same way.
-    The node asks upstream for the labels (and masks) grown by exactly the context the
-    offsets need, and provides `affinities` (and `affinities_mask`) on the labels' grid with
-    one channel per offset. `affinities_mask` is 0 where either end is masked out
-    (`labels_mask` == 0) or where both ends are unlabelled (`unlabelled` == 0); affinities
-    touching an unlabelled voxel are 0 (known negatives), as in 1.x.
+    Affinities (does a voxel belong to the same object as its neighbour?) are the usual
+    training target for boundary-predicting networks. The node asks upstream for the labels
+    (and masks) grown by exactly the context the offsets need, and provides `affinities` (and
+    `affinities_mask`) on the labels' grid with one channel per offset; the provided ROI is the
+    labels' ROI shrunk by that context. Affinities touching an unlabelled voxel are 0 (known
+    negatives), as in 1.x.
+
+    Args:
+        affinity_neighborhood: the offsets n_i, in voxels, one per output channel (a list of
+            offsets of equal length, one entry per spatial axis). 1.x's nearest neighbours
+            `[[-1, 0, 0], [0, -1, 0], [0, 0, -1]]` compare each voxel with its predecessor along
+            z, y and x; positive and long-range offsets work the same way.
+        labels: the ArrayKey of the label ids to read.
+        affinities: the ArrayKey to create (channels first: (len(offsets), *spatial)).
+        labels_mask: optional ArrayKey (same voxel size as `labels`); an affinity is masked out
+            (0 in `affinities_mask`) where either end has `labels_mask` == 0. Default: no mask.
+        unlabelled: optional ArrayKey (same voxel size); 0 marks voxels whose label is unknown.
+            Affinities touching such a voxel are 0, and masked out where both ends are
+            unlabelled. Default: every voxel is labelled.
+        affinities_mask: optional ArrayKey to create with the mask described above (1 = use
+            this affinity in the loss). Default: no mask is created.
+        dtype: dtype of `affinities` and `affinities_mask` (default numpy.uint8).
+
+    Example::
+
+        pipeline += gp.AddAffinities(
+            affinity_neighborhood=[[-1, 0, 0], [0, -1, 0], [0, 0, -1]],
+            labels=gt_labels,
+            affinities=gt_affs,
+            labels_mask=gt_mask,
+            affinities_mask=gt_affs_mask,
+        )
     """
 
     def __init__(
@@ -183,10 +208,25 @@ class AddAffinities(Node):
 class GrowBoundary(Node):
     """Write `background` where two labels come within `steps` voxels of each other.
 
-    Boundaries grow between different labels (background included) but not towards regions
-    that `mask` marks unknown (0), nor at the array border; `only_xy` grows along the last two
-    axes only. The node asks upstream for `steps` voxels of context (within what upstream
-    provides), so the result does not depend on where a batch was cut.
+    Thickens the boundaries between touching objects so that a network learns to keep them
+    apart. Boundaries grow between different labels (background included) but not towards
+    regions that `mask` marks unknown (0), nor at the array border. The node asks upstream for
+    `steps` voxels of context (within what upstream provides), so the result does not depend on
+    where a batch was cut. `labels` keeps its key, spec and dtype.
+
+    Args:
+        labels: the ArrayKey of the label ids to change in place.
+        mask: optional ArrayKey (same voxel size as `labels`); 0 marks unknown regions, which
+            are left as they are and never count as another label. Default: all known.
+        steps: how far, in voxels (L1 distance), boundaries grow into each object; a whole
+            number >= 0 (default 1; 0 changes nothing).
+        background: the id written into the grown boundary (default 0).
+        only_xy: grow along the last two spatial axes only, not across sections (default
+            False: all axes).
+
+    Example::
+
+        pipeline += gp.GrowBoundary(gt_labels, mask=gt_mask, steps=1, only_xy=True)
     """
 
     def __init__(
@@ -251,10 +291,29 @@ class GrowBoundary(Node):
 class BalanceLabels(Node):
     """Create `scales`: loss weights that balance the classes of `labels` within the masks.
 
-    Per slab (default: the whole array; -1 = the full axis; entries for the array's axes,
-    channels included, or for its spatial axes only), a voxel of class c gets
-    1 / (num_classes * clip(n_c / N, clipmin, clipmax)), where N counts the voxels inside all
-    masks and n_c those of class c; voxels outside a mask get 0. `mask` is a key or a list.
+    So that rare classes (often the foreground) weigh as much in the loss as frequent ones.
+    Per slab, a voxel of class c gets 1 / (num_classes * clip(n_c / N, clipmin, clipmax)),
+    where N counts the voxels inside all masks and n_c those of class c; voxels outside a mask
+    get 0. `scales` is float32, on the labels' grid, over the intersection of the ROIs of
+    `labels` and the masks. Labels inside the masks must lie in [0, num_classes).
+
+    Args:
+        labels: the ArrayKey of the class labels (e.g. binary affinities), values in
+            [0, num_classes).
+        scales: the ArrayKey to create with the per-voxel weights.
+        mask: optional ArrayKey or list of ArrayKeys (same voxel size as `labels`); voxels
+            where any mask is 0 get weight 0 and are not counted. Default: no mask.
+        slab: the shape, in voxels, of the blocks balanced on their own; -1 is the full axis.
+            Entries for all axes of the array (channels included) or for its spatial axes
+            only (channels then count whole). Default None: the whole array is one block.
+        num_classes: how many classes `labels` has (default 2).
+        clipmin: lower clip of the class fractions n_c / N, bounding the largest weight
+            (default 0.05; None for no lower clip).
+        clipmax: upper clip of the class fractions (default 0.95; None for no upper clip).
+
+    Example::
+
+        pipeline += gp.BalanceLabels(gt_affs, affs_scale, mask=gt_affs_mask)
     """
 
     def __init__(
@@ -330,9 +389,26 @@ class BalanceLabels(Node):
 class ExcludeLabels(Node):
     """Replace the ids in `exclude` by `background_value`; optionally create `ignore_mask`.
 
-    `ignore_mask` (uint8) is 1 on kept labels and on excluded voxels within
-    `ignore_mask_erode` (world units) of a kept label, 0 elsewhere. The node asks upstream for
-    that much context so the mask does not depend on where a batch was cut.
+    For ground truth with objects that must not be learnt (e.g. badly traced ones): they are
+    erased from `labels`, and the loss can ignore them through `ignore_mask`. `ignore_mask`
+    (uint8, on the labels' grid) is 1 on kept labels and on excluded voxels within
+    `ignore_mask_erode` of a kept label, 0 elsewhere. The node asks upstream for that much
+    context so the mask does not depend on where a batch was cut.
+
+    Args:
+        labels: the ArrayKey of the label ids to change in place.
+        exclude: the ids to remove (any iterable of ints).
+        ignore_mask: optional ArrayKey to create with the mask described above. Default: no
+            mask is created.
+        ignore_mask_erode: by how much, in world units, the 0 region of `ignore_mask` is
+            eroded from the kept labels into the excluded ones (default 0: the mask is 0 on
+            exactly the excluded voxels).
+        background_value: the id written where an excluded label was (default 0).
+
+    Example::
+
+        pipeline += gp.ExcludeLabels(gt_labels, exclude=[13, 42], ignore_mask=gt_ignore,
+                                     ignore_mask_erode=40)
     """
 
     def __init__(
@@ -386,7 +462,16 @@ class ExcludeLabels(Node):
 class RenumberConnectedComponents(Node):
     """Give every face-connected region of one non-zero id in `labels` its own id (1..N).
 
-    Ids are assigned in raster order per batch; 0 stays 0.
+    After a crop or an augmentation one object can fall apart into pieces that no longer
+    touch; this makes them separate objects. Ids are assigned in raster order per batch; 0
+    stays 0. `labels` keeps its key and spec.
+
+    Args:
+        labels: the ArrayKey of the label ids to renumber in place.
+
+    Example::
+
+        pipeline += gp.RenumberConnectedComponents(gt_labels)
     """
 
     def __init__(self, labels: ArrayKey) -> None:
@@ -415,11 +500,23 @@ class RenumberConnectedComponents(Node):
 class AddBoundaryDistance(Node):
     """Create `distance`: signed distance (world units) to the nearest boundary, clipped.
 
-    Positive inside objects (distance to the nearest voxel of another id, background
-    included), negative in the background (distance to the nearest object), centre to centre,
-    clipped to [-max_distance, max_distance]; float32. The node asks upstream for
-    `max_distance` of context (within what upstream provides), so values are exact wherever
-    the labels around a voxel are known; the edge of the provided labels is not a boundary.
+    A smooth regression target for boundary detection. Positive inside objects (distance to
+    the nearest voxel of another id, background included), negative in the background
+    (distance to the nearest object), centre to centre, clipped to
+    [-max_distance, max_distance]; float32, on the labels' grid, 1-3D. The node asks
+    upstream for `max_distance` of context (within what upstream provides), so values are
+    exact wherever the labels around a voxel are known; the edge of the provided labels is
+    not a boundary.
+
+    Args:
+        labels: the ArrayKey of the label ids to read.
+        distance: the ArrayKey to create.
+        max_distance: the clip value and context to read, in world units (> 0).
+        background: the id of the background (default 0).
+
+    Example::
+
+        pipeline += gp.AddBoundaryDistance(gt_labels, gt_distance, max_distance=80)
     """
 
     def __init__(

@@ -21,15 +21,26 @@ from ..transforms.rasterize import PEAK_TRUNCATE, rasterize
 
 
 class RasterizationSettings:
-    """How to rasterise a graph (gunpowder 1.x).
+    """How to rasterise a graph (gunpowder 1.x); passed to RasterizeGraph.
 
-    radius: ball/tube radius, or the sigma of peaks, in world units (a number or one per axis).
-    mode: "ball" (fg_value inside the radius) or "peak" (Gaussian in [0, 1], max over nodes).
-    mask: an ArrayKey of labels; each node paints only inside the object it lies in.
-    inner_radius_fraction: if set, balls are hollow inside this fraction of the radius.
-    fg_value / bg_value: painted / background values. edges: also draw edges as tubes.
-    color_attr: paint each node/edge with this attribute instead of fg_value ("ball" only;
-    nodes and edges without it are skipped).
+    Args:
+        radius: ball/tube radius, or the sigma of peaks, in world units (a number or one per
+            spatial axis, >= 0).
+        mode: "ball" (fg_value inside the radius) or "peak" (a Gaussian in [0, 1], the
+            maximum over nodes) (default "ball").
+        mask: optional ArrayKey of labels (same voxel size as the rasterised array); each node
+            paints only inside the object it lies in. Default None: no mask.
+        inner_radius_fraction: if set (in [0, 1)), balls are hollow inside this fraction of
+            the radius (default None: solid).
+        fg_value: the value painted (default 1).
+        bg_value: the value everywhere else (default 0).
+        edges: also draw the graph's edges as tubes of the same radius (default True).
+        color_attr: paint each node/edge with this attribute instead of fg_value ("ball"
+            only; nodes and edges without it are skipped). Default None.
+
+    Example::
+
+        settings = gp.RasterizationSettings(radius=(40, 40, 40), mode="peak")
     """
 
     def __init__(
@@ -69,8 +80,28 @@ class RasterizationSettings:
 class RasterizeGraph(Node):
     """Create `array` from `graph`: nodes as balls (or peaks), edges as tubes.
 
-    `array_spec` sets the voxel size (default 1 per axis), dtype (default uint8, float32 for
-    peaks) and ROI (default: the graph's ROI, shrunk to the voxel grid).
+    Turns annotations such as skeletons or synapse points into a dense training target. The
+    graph is requested in the array's ROI grown by the radius (peaks: by their truncation
+    width), so nodes just outside still paint their part of a ball. `RasterizePoints` is the
+    same class under its 1.x name.
+
+    Args:
+        graph: the GraphKey to read (node locations in world units).
+        array: the ArrayKey to create.
+        array_spec: optional ArraySpec of `array`: its voxel size (default 1 per axis), dtype
+            (default uint8, float32 for peaks), interpolatable (default: only for peaks) and
+            ROI (default: the graph's ROI, shrunk to the voxel grid).
+        settings: a RasterizationSettings (default: balls of radius 1 world unit, with
+            edges, painted 1 on 0).
+
+    Example::
+
+        pipeline += gp.RasterizeGraph(
+            skeletons,
+            skeleton_mask,
+            array_spec=gp.ArraySpec(voxel_size=(40, 4, 4)),
+            settings=gp.RasterizationSettings(radius=(40, 40, 40)),
+        )
     """
 
     def __init__(

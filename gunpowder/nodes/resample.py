@@ -77,8 +77,20 @@ class _Resampler(Node):
 class DownSample(_Resampler):
     """Create `target` from `source` keeping every `factor`-th voxel (1.x: no averaging).
 
-    The target's voxel size is the source's times `factor`; each target voxel takes the value
-    of the first source voxel it covers.
+    For a coarser copy of an array, e.g. a context input or labels at the output's voxel
+    size. The target's voxel size is the source's times `factor`; each target voxel takes the
+    value of the first source voxel it covers (so labels stay labels). The provided ROI is the
+    source's ROI shrunk to the target's grid; dtype and interpolatability are kept.
+
+    Args:
+        source: the ArrayKey to read.
+        factor: the down-sampling factor, in voxels: one int for all spatial axes or one per
+            axis (positive ints).
+        target: the ArrayKey to create.
+
+    Example::
+
+        pipeline += gp.DownSample(gt_labels, (1, 2, 2), gt_labels_coarse)
     """
 
     def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
@@ -106,7 +118,19 @@ class DownSample(_Resampler):
 class UpSample(_Resampler):
     """Create `target` from `source` by repeating each voxel `factor` times per axis.
 
-    The target's voxel size is the source's divided by `factor` (which must divide it).
+    For a finer copy of an array (nearest neighbour, so labels stay labels). The target's
+    voxel size is the source's divided by `factor`, which must divide it; ROI, dtype and
+    interpolatability are kept.
+
+    Args:
+        source: the ArrayKey to read.
+        factor: the up-sampling factor, in voxels: one int for all spatial axes or one per
+            axis (positive ints dividing the source's voxel size).
+        target: the ArrayKey to create.
+
+    Example::
+
+        pipeline += gp.UpSample(raw_coarse, 2, raw_fine)
     """
 
     def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
@@ -136,14 +160,28 @@ class UpSample(_Resampler):
 
 
 class Resample(_Resampler):
-    """Create `target` from `source` at `voxel_size`, sampled at voxel centres (1.x
-    `Resample(source, voxel_size, target, ndim, interp_order)`; `target_voxel_size=` is
-    accepted as another name for `voxel_size`).
+    """Create `target` from `source` at another voxel size, sampled at voxel centres.
 
-    `interp_order`: 0 = nearest (the source voxel containing the centre), 1 = linear, 2-5 =
-    splines; default 1 for interpolatable arrays, else 0. `ndim` resamples only the last
-    `ndim` axes (the others keep the source's voxel size). The node asks upstream for the
-    source voxels the interpolation needs; at the source's edge, edge values repeat.
+    For arrays whose voxel size is not an integer multiple or divisor of the one wanted (for
+    those, DownSample/UpSample are exact and cheaper). The node asks upstream for the source
+    voxels the interpolation needs; at the source's edge, edge values repeat. The provided
+    ROI is the source's ROI shrunk to the target's grid; dtype is kept.
+
+    Args:
+        source: the ArrayKey to read.
+        voxel_size: the target's voxel size, in world units: one entry per spatial axis, or
+            per resampled axis with `ndim` (then the leading axes keep the source's).
+            Required (here or as `target_voxel_size`).
+        target: the ArrayKey to create (required).
+        ndim: resample only the last `ndim` spatial axes; the others keep the source's voxel
+            size (default: all axes).
+        interp_order: 0 = nearest (the source voxel containing the centre), 1 = linear,
+            2-5 = splines. Default: 1 for interpolatable arrays, 0 for others (labels).
+        target_voxel_size: keyword-only alias of `voxel_size` (give one of the two).
+
+    Example::
+
+        pipeline += gp.Resample(raw, gp.Coordinate((40, 8, 8)), raw_resampled)
     """
 
     def __init__(

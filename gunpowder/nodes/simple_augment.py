@@ -23,13 +23,26 @@ from .elastic import move_graph
 class SimpleAugment(Node):
     """Randomly mirror and transpose spatial axes of every array and graph (1.x arguments).
 
-    `mirror_only`/`transpose_only`: the spatial axes that may be mirrored/transposed (default
-    all; transposes by default only among axes whose voxel sizes agree in every array).
-    `mirror_probs`: probability per axis (default 0.5). `transpose_probs`: None (every
-    permutation equally likely), a {permutation: weight} dict, or per-axis probabilities of
-    being moved. Mirrors and transposes are about a centre on the voxel grid, so no half-voxel
-    shifts occur; the upstream request is the mirrored/transposed ROI. Applied with
-    probability `p`.
+    Cheap, lossless augmentation: the network sees each training example in all
+    orientations. One mirror/transpose is drawn per request and applied to every array and
+    graph alike. Mirrors and transposes are about a centre on the voxel grid, so no
+    half-voxel shifts occur; the upstream request is the mirrored/transposed ROI.
+
+    Args:
+        mirror_only: spatial axes (indices) that may be mirrored (default None: all).
+        transpose_only: spatial axes that may be permuted among each other (default None:
+            all, but only among axes whose voxel sizes agree in every requested array;
+            naming axes of different voxel sizes is an error).
+        mirror_probs: probability per spatial axis of mirroring it (default None: 0.5 each).
+        transpose_probs: None (every allowed permutation equally likely), a
+            {permutation tuple: weight} dict (others get 0), or per-axis probabilities of
+            being moved by the permutation.
+        p: probability of augmenting a request at all (default 1.0).
+
+    Example::
+
+        # mirror all axes, transpose only y and x (z has a different voxel size)
+        pipeline += gp.SimpleAugment(transpose_only=[1, 2])
     """
 
     def __init__(
