@@ -20,6 +20,7 @@ import os
 import pickle
 import signal
 import struct
+import sys
 import threading
 import traceback
 import weakref
@@ -65,15 +66,15 @@ class WorkerDiedError(GunpowderError):
 
 
 def default_start_method() -> str:
-    """`$GUNPOWDER_START_METHOD`, else "forkserver" where the platform has it, else "spawn".
+    """`$GUNPOWDER_START_METHOD`, else "fork" on Linux (as gunpowder 1.x: no pickling, and
+    scripts without an `if __name__ == "__main__":` guard keep working), else "spawn".
 
-    forkserver: safe when the main process runs threads (torch, h5py, our own collector), and
-    cheap after the first start (workers fork from a clean server that has gunpowder loaded).
-    "fork" is allowed too (no pickling, no `if __name__ == "__main__":` guard needed).
+    "forkserver" is the choice when the main process already runs many threads (it forks
+    workers from a clean server that has gunpowder loaded); set it with the variable or
+    `PreCache(..., start_method="forkserver")`.
     """
-    method = os.environ.get(START_METHOD_ENV) or (
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    )
+    default = "fork" if sys.platform.startswith("linux") else "spawn"
+    method = os.environ.get(START_METHOD_ENV) or default
     return check_start_method(method)
 
 
@@ -1010,7 +1011,7 @@ class PreCache(Node):
     on demand), as `stream(upstream, R, seed=s0)` would. A request that differs from R (seeds
     aside) restarts the run from it. Workers start on the first request, in the background;
     that first batch is made here meanwhile. `start_method` defaults to
-    `default_start_method()` ("forkserver"; `$GUNPOWDER_START_METHOD` overrides it).
+    `default_start_method()` ("fork" on Linux; `$GUNPOWDER_START_METHOD` overrides it).
 
     Put it after the expensive nodes (augmentations) and before the consumer (e.g. `Train`),
     so batches are prepared while the model trains. Workers are stopped at teardown; an
@@ -1022,7 +1023,7 @@ class PreCache(Node):
         num_workers: how many worker processes compute batches. Default 20; 0 computes every
             batch in this process, on demand (same batches, no parallelism).
         start_method: the multiprocessing start method of the workers ("fork", "spawn",
-            "forkserver"). Default None: `default_start_method()`.
+            "forkserver"). Default None: `default_start_method()` (fork on Linux).
 
     Example::
 
