@@ -17,7 +17,6 @@ from .compat import BatchFilter, BatchProvider, BatchSpec
 from .errors import (
     BatchFilterError,
     GunpowderError,
-    NodeError,
     PipelineRequestError,
     PipelineSetupError,
 )

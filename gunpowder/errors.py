@@ -15,11 +15,3 @@ class PipelineRequestError(GunpowderError):
 
 class BatchFilterError(GunpowderError):
     """A (1.x-style) filter broke its contract, e.g. `prepare` returned the wrong type."""
-
-
-class NodeError(GunpowderError):
-    """An exception raised inside a node, re-raised with the node's name and the request."""
-
-    def __init__(self, message: str, node_name: str = "?") -> None:
-        super().__init__(message)
-        self.node_name = node_name

@@ -19,7 +19,7 @@ import numpy as np
 
 from .batch import Array, Batch
 from .errors import GunpowderError, PipelineRequestError, PipelineSetupError
-from .spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
+from .spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 
 SEED_BITS = 63
 
@@ -844,14 +844,6 @@ def lift(fn: Callable, key: ArrayKey | None = None, **kwargs: Any) -> Node:
     return FunctionNode(process=lambda batch, _ctx: fn(batch), name=getattr(fn, "__name__", None))
 
 
-def batch_request_for(keys_rois: dict[Any, Any], seed: int | None = None) -> BatchRequest:
-    """A BatchRequest from {key: Roi or spec} (a convenience for tests and notebooks)."""
-    request = BatchRequest(random_seed=seed)
-    for k, v in keys_rois.items():
-        request[k] = v
-    return request
-
-
 __all__ = [
     "Node",
     "Source",
@@ -865,5 +857,4 @@ __all__ = [
     "derive_seed",
     "fresh_seed",
     "node_rng",
-    "GraphKey",
 ]
