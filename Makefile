@@ -10,7 +10,6 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch first, so pip never pulls a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test,torch]"
