@@ -236,10 +236,10 @@ class LegacyFilter(Node):
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         f = self.filt
-        downstream = request.copy()
         if self._can_skip(request):
-            return request, (downstream, None, True)
+            return request, (None, None, True)
         _seed_globals(rng)
+        downstream = request.copy()
         own = request.copy()
         deps = f.prepare(own)
         if isinstance(deps, ProviderSpec):
