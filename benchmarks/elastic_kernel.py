@@ -66,7 +66,7 @@ def time_node(repeats: int) -> dict:
 
     elastic = getattr(gp, "ElasticAugment", None)
     if elastic is None:  # this project, before the lead exports it
-        from gunpowder.nodes.elastic import ElasticAugment as elastic
+        from gunpowder.nodes import ElasticAugment as elastic
 
     class MemorySource(gp.BatchProvider):
         """In-memory arrays through the 1.x provider API (works on both libraries)."""

@@ -23,7 +23,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 import gunpowder as gp
-from gunpowder.nodes.labels import AddAffinities, BalanceLabels, GrowBoundary
+from gunpowder.nodes import AddAffinities, BalanceLabels, GrowBoundary
 from gunpowder.pipeline import Source
 from gunpowder.transforms import labels as K
 

@@ -13,7 +13,8 @@ from .blockwise import (
     plan_for,
     run_blockwise,
 )
-from .compat import BatchFilter, BatchProvider, BatchSpec
+from .compat import BatchSpec
+from .engine import derive_seed
 from .errors import (
     BatchFilterError,
     GunpowderError,
@@ -22,48 +23,13 @@ from .errors import (
 )
 from .geometry import Coordinate, Roi
 from .graph import Edge, Graph, Node
-from .nodes.array_source import ArraySource
-from .nodes.arrays import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
-from .nodes.arrays_sections import ZeroOutConstSections
-from .nodes.combine import MergeProvider, RandomProvider, Stack
-from .nodes.defects import DefectAugment, ShiftAugment
-from .nodes.elastic import DeformAugment, ElasticAugment
-from .nodes.graph_sources import CsvPointsSource, GraphSource
-from .nodes.intensity import BlurAugment, GammaAugment, IntensityAugment, NoiseAugment
-from .nodes.iterate_locations import IterateLocations
-from .nodes.labels import (
-    AddAffinities,
-    AddBoundaryDistance,
-    BalanceLabels,
-    ExcludeLabels,
-    GrowBoundary,
-    RenumberConnectedComponents,
-)
-from .nodes.location import RandomLocation, SpecifiedLocation
-from .nodes.pad_crop import Crop, Pad
-from .nodes.profiling_nodes import PrintProfilingStats
-from .nodes.rasterize import RasterizationSettings, RasterizeGraph, RasterizePoints
-from .nodes.reject import Reject
-from .nodes.resample import DownSample, Resample, UpSample
-from .nodes.scan import Scan, ScanCallback
-from .nodes.simple_augment import SimpleAugment
-from .nodes.sources import DatasetSource, Hdf5Source, ZarrSource
-from .nodes.writers import Hdf5Write, ZarrWrite
-from .parallel import PreCache, WorkerDiedError, WorkerError
-from .pipeline import (
-    ArrayFunction,
-    FunctionNode,
-    MultiNode,
-    Pipeline,
-    Source,
-    build,
-    derive_seed,
-    lift,
-    stream,
-)
-from .pipeline import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
+from .node import ArrayFunction, FunctionNode, MultiNode, Source, lift
+from .node import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
+from .nodes import *  # noqa: F403  (every node, as 1.x exports them)
+from .nodes import __all__ as _node_names
+from .parallel import WorkerDiedError, WorkerError
+from .pipeline import Pipeline, build
 from .profiling import ProfilingStats, TimingSummary, plot_profiling_stats
-from .snapshot import Snapshot
 from .spec import (
     ArrayKey,
     ArrayKeys,
@@ -74,6 +40,7 @@ from .spec import (
     GraphSpec,
     ProviderSpec,
 )
+from .streams import stream
 
 # 1.x names for graphs that were once called points
 PointsKey = GraphKey

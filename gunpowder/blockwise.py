@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from .engine import derive_seed
 from .geometry import Coordinate, Roi
+from .nodes.hdf5like_write_base import open_or_create_zarr
 from .nodes.scan import shifted
-from .nodes.writers import open_or_create_zarr
-from .pipeline import Composable, Pipeline, build, derive_seed
+from .pipeline import Composable, Pipeline, build
 from .spec import ArrayKey, BatchRequest, ProviderSpec
 
 DONE_GROUP = "gunpowder_done"
@@ -487,7 +488,7 @@ def _open_done(plan: BlockPlan, overwrite: bool, zarr_format: int) -> Any:
     """The done-marker array of `plan` (created, or checked against the plan if it exists)."""
     import zarr
 
-    from .nodes.writers import _existing_format
+    from .nodes.hdf5like_write_base import _existing_format
 
     root = zarr.open_group(
         plan.container, mode="a", zarr_format=_existing_format(plan.container, zarr_format)

@@ -111,7 +111,7 @@ def input_scale(dtype: Any, scale: str | float | None) -> float:
 def make_source(path: str) -> Any:
     """A source serving the dataset `path` ('file.zarr/ds' or 'file.hdf/ds') as RAW."""
     container, dataset, kind = split_dataset_path(path)
-    from .nodes.sources import Hdf5Source, ZarrSource
+    from .nodes import Hdf5Source, ZarrSource
 
     specs = {RAW: ArraySpec(interpolatable=True)}  # raw intensities
     if kind == "zarr":

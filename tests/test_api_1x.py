@@ -18,7 +18,7 @@ import zarr
 from scipy import ndimage
 
 import gunpowder as gp
-from gunpowder.nodes.scan import ScanCallback
+from gunpowder.nodes import ScanCallback
 
 RAW = gp.ArrayKey("API1X_RAW")
 GT = gp.ArrayKey("API1X_GT")

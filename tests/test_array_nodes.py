@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
-from gunpowder.nodes.arrays import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
+from gunpowder.nodes import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
 from gunpowder.testing import DTYPES
 
 RAW = gp.ArrayKey("RAW")

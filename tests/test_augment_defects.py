@@ -9,7 +9,7 @@ from test_elastic_augment import Arrays
 import gunpowder as gp
 from gunpowder.errors import PipelineSetupError
 from gunpowder.graph import Graph
-from gunpowder.nodes.defects import DefectAugment, ShiftAugment
+from gunpowder.nodes import DefectAugment, ShiftAugment
 from gunpowder.pipeline import check_request, node_rng
 
 RAW, LABELS = gp.ArrayKey("DEF_RAW"), gp.ArrayKey("DEF_LABELS")

@@ -9,7 +9,7 @@ from test_elastic_augment import Arrays
 
 import gunpowder as gp
 from gunpowder.errors import PipelineRequestError
-from gunpowder.nodes.intensity import BlurAugment, GammaAugment, IntensityAugment, NoiseAugment
+from gunpowder.nodes import BlurAugment, GammaAugment, IntensityAugment, NoiseAugment
 from gunpowder.transforms.augment_intensity import count_slabs, slabs
 
 RAW, OTHER = gp.ArrayKey("INT_RAW"), gp.ArrayKey("INT_OTHER")

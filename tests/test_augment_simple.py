@@ -10,7 +10,7 @@ from test_elastic_augment import Arrays
 import gunpowder as gp
 from gunpowder.errors import PipelineRequestError
 from gunpowder.graph import Graph
-from gunpowder.nodes.simple_augment import SimpleAugment
+from gunpowder.nodes import SimpleAugment
 from gunpowder.transforms.augment_simple import allowed_permutations, permutation_weights
 
 A, B = gp.ArrayKey("SIMPLE_A"), gp.ArrayKey("SIMPLE_B")

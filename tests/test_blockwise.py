@@ -31,7 +31,7 @@ from gunpowder.blockwise import (
 )
 from gunpowder.geometry import Coordinate, Roi
 from gunpowder.io_metadata import write_spatial_metadata
-from gunpowder.nodes.sources import ZarrSource
+from gunpowder.nodes import ZarrSource
 from gunpowder.pipeline import Node
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 

@@ -8,12 +8,22 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.graph import Graph
-from gunpowder.nodes.arrays import AsType, IntensityScaleShift, Normalize, Squeeze, Unsqueeze
-from gunpowder.nodes.combine import MergeProvider, RandomProvider, Stack
-from gunpowder.nodes.graph_sources import GraphSource
-from gunpowder.nodes.location import RandomLocation, SpecifiedLocation
-from gunpowder.nodes.pad_crop import Crop, Pad
-from gunpowder.nodes.reject import Reject
+from gunpowder.nodes import (
+    AsType,
+    Crop,
+    GraphSource,
+    IntensityScaleShift,
+    MergeProvider,
+    Normalize,
+    Pad,
+    RandomLocation,
+    RandomProvider,
+    Reject,
+    SpecifiedLocation,
+    Squeeze,
+    Stack,
+    Unsqueeze,
+)
 
 RAW = gp.ArrayKey("RAW")
 LABELS = gp.ArrayKey("CH_LABELS")

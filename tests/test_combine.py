@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
-from gunpowder.nodes.combine import MergeProvider, RandomProvider, Stack
-from gunpowder.nodes.location import RandomLocation
+from gunpowder.nodes import MergeProvider, RandomLocation, RandomProvider, Stack
 
 RAW = gp.ArrayKey("RAW")
 LABELS = gp.ArrayKey("CMB_LABELS")

@@ -6,7 +6,7 @@ import pytest
 
 import gunpowder as gp
 import gunpowder.torch as gp_torch
-from gunpowder.compat import BatchProvider
+from gunpowder.nodes import BatchProvider
 from gunpowder.pipeline import Node
 
 

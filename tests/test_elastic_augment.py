@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.errors import PipelineRequestError
-from gunpowder.nodes.elastic import DeformAugment, ElasticAugment, move_graph
+from gunpowder.nodes import DeformAugment, ElasticAugment
+from gunpowder.nodes._warp import move_graph
 from gunpowder.pipeline import Source, check_request, node_rng
 
 RAW, LABELS, MASK = gp.ArrayKey("RAW"), gp.ArrayKey("GT_LABELS"), gp.ArrayKey("GT_MASK")

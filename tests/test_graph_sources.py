@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from gunpowder.errors import PipelineSetupError
 from gunpowder.geometry import Roi
 from gunpowder.graph import Graph
-from gunpowder.nodes.graph_index import PointIndex
-from gunpowder.nodes.graph_sources import CsvPointsSource, GraphSource
+from gunpowder.nodes import CsvPointsSource, GraphSource
+from gunpowder.nodes._graph_index import PointIndex
 from gunpowder.pipeline import build
 from gunpowder.spec import BatchRequest, GraphKey, GraphSpec
 from gunpowder.testing import rois

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.graph import Graph
-from gunpowder.nodes.combine import MergeProvider
-from gunpowder.nodes.graph_sources import GraphSource
-from gunpowder.nodes.iterate_locations import IterateLocations
+from gunpowder.nodes import GraphSource, IterateLocations, MergeProvider
 
 RAW = gp.ArrayKey("IL_RAW")
 NODE_ID = gp.ArrayKey("IL_NODE_ID")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.errors import PipelineRequestError, PipelineSetupError
-from gunpowder.nodes.labels import (
+from gunpowder.nodes import (
     AddAffinities,
     AddBoundaryDistance,
     BalanceLabels,

@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.graph import Graph
-from gunpowder.nodes.combine import MergeProvider
-from gunpowder.nodes.graph_sources import GraphSource
-from gunpowder.nodes.location import MaskSummary, RandomLocation, SpecifiedLocation
-from gunpowder.nodes.reject import Reject
+from gunpowder.nodes import GraphSource, MergeProvider, RandomLocation, Reject, SpecifiedLocation
+from gunpowder.nodes._location import MaskSummary
 
 RAW = gp.ArrayKey("RAW")
 MASK = gp.ArrayKey("LOC_MASK")

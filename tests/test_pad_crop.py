@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 
 import gunpowder as gp
 from gunpowder.graph import Graph
-from gunpowder.nodes.combine import MergeProvider
-from gunpowder.nodes.graph_sources import GraphSource
-from gunpowder.nodes.pad_crop import Crop, Pad
+from gunpowder.nodes import Crop, GraphSource, MergeProvider, Pad
 
 RAW = gp.ArrayKey("RAW")
 OTHER = gp.ArrayKey("PAD_OTHER")

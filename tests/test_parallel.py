@@ -19,8 +19,8 @@ from hypothesis.extra import numpy as hnp
 
 import gunpowder as gp
 from gunpowder.errors import PipelineSetupError
+from gunpowder.nodes import PreCache
 from gunpowder.parallel import (
-    PreCache,
     SlotReceiver,
     SlotSender,
     WorkerDiedError,

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
-from gunpowder.nodes.profiling_nodes import PrintProfilingStats
-from gunpowder.parallel import PreCache
+from gunpowder.nodes import PreCache, PrintProfilingStats
 from gunpowder.pipeline import Node
 from gunpowder.profiling import ProfilingStats, TimingSummary, plot_profiling_stats
 

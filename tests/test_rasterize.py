@@ -11,10 +11,13 @@ from gunpowder.batch import Array
 from gunpowder.errors import PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
 from gunpowder.graph import Graph
-from gunpowder.nodes.array_source import ArraySource
-from gunpowder.nodes.combine import MergeProvider
-from gunpowder.nodes.graph_sources import GraphSource
-from gunpowder.nodes.rasterize import RasterizationSettings, RasterizeGraph
+from gunpowder.nodes import (
+    ArraySource,
+    GraphSource,
+    MergeProvider,
+    RasterizationSettings,
+    RasterizeGraph,
+)
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, GraphSpec
 from gunpowder.transforms.rasterize import PEAK_TRUNCATE, rasterize

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import gunpowder as gp
 from gunpowder.errors import PipelineSetupError
-from gunpowder.nodes.resample import DownSample, Resample, UpSample
+from gunpowder.nodes import DownSample, Resample, UpSample
 from gunpowder.transforms import resample as K
 
 SETTINGS = settings(deadline=None)

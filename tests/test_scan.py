@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from gunpowder.batch import Array
 from gunpowder.errors import PipelineRequestError, PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.nodes.array_source import ArraySource
-from gunpowder.nodes.scan import Scan, axis_positions, plan_shifts
+from gunpowder.nodes import ArraySource, Scan
+from gunpowder.nodes.scan import axis_positions, plan_shifts
 from gunpowder.pipeline import Node, build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
 
@@ -179,7 +179,7 @@ def test_errors_name_scan_and_the_key():
 
 def test_scan_stitches_graphs():
     from gunpowder.graph import Graph
-    from gunpowder.nodes.graph_sources import GraphSource
+    from gunpowder.nodes import GraphSource
     from gunpowder.spec import GraphKey, GraphSpec
 
     points = GraphKey("SCAN_POINTS")

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
-from gunpowder.nodes.arrays_sections import ZeroOutConstSections, zero_const_sections
+from gunpowder.nodes import ZeroOutConstSections
+from gunpowder.nodes.zero_out_const_sections import zero_const_sections
 
 RAW = gp.ArrayKey("ZS_RAW")
 

@@ -10,9 +10,8 @@ import zarr
 from gunpowder.batch import Array, Batch
 from gunpowder.geometry import Coordinate, Roi
 from gunpowder.io_metadata import read_ome_ngff
-from gunpowder.nodes.sources import Hdf5Source, ZarrSource
+from gunpowder.nodes import Hdf5Source, Snapshot, ZarrSource
 from gunpowder.pipeline import FunctionNode, Source, build
-from gunpowder.snapshot import Snapshot
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 
 RAW = ArrayKey("RAW")

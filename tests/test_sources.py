@@ -26,7 +26,8 @@ from gunpowder.io_metadata import (
     write_ome_ngff_metadata,
     write_spatial_metadata,
 )
-from gunpowder.nodes.sources import Hdf5Source, ZarrSource, default_interpolatable
+from gunpowder.nodes import Hdf5Source, ZarrSource
+from gunpowder.nodes.hdf5like_source_base import default_interpolatable
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
 

@@ -9,7 +9,7 @@ import torch
 from gunpowder.batch import Array
 from gunpowder.errors import PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.nodes.array_source import ArraySource
+from gunpowder.nodes import ArraySource
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
 from gunpowder.torch.checkpoint import checkpoint_path, save_atomic

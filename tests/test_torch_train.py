@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gunpowder.batch import Array, Batch
 from gunpowder.errors import PipelineRequestError
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.nodes.array_source import ArraySource
+from gunpowder.nodes import ArraySource
 from gunpowder.pipeline import Source, build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from gunpowder.torch.checkpoint import latest_checkpoint, list_checkpoints, save_atomic

@@ -13,10 +13,7 @@ from gunpowder.batch import Array
 from gunpowder.errors import PipelineRequestError, PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
 from gunpowder.io_metadata import read_ome_ngff, read_spatial_metadata
-from gunpowder.nodes.array_source import ArraySource
-from gunpowder.nodes.scan import Scan
-from gunpowder.nodes.sources import Hdf5Source, ZarrSource
-from gunpowder.nodes.writers import Hdf5Write, ZarrWrite
+from gunpowder.nodes import ArraySource, Hdf5Source, Hdf5Write, Scan, ZarrSource, ZarrWrite
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
 

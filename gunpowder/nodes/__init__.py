@@ -1,1 +1,107 @@
-"""Nodes, one module per family (sources, location, arrays, augment, labels, ...)."""
+"""Every node, one module each, named after its class as in gunpowder 1.x
+(`gunpowder.nodes.random_location.RandomLocation`, ...). Modules starting with `_` hold what
+several nodes share."""
+
+from .add_affinities import AddAffinities
+from .add_boundary_distance import AddBoundaryDistance
+from .array_source import ArraySource
+from .as_type import AsType
+from .balance_labels import BalanceLabels
+from .batch_filter import BatchFilter
+from .batch_provider import BatchProvider, BatchRequestError
+from .blur_augment import BlurAugment
+from .crop import Crop
+from .csv_points_source import CsvPointsSource
+from .defect_augment import DefectAugment
+from .deform_augment import DeformAugment
+from .downsample import DownSample
+from .elastic_augment import ElasticAugment
+from .exclude_labels import ExcludeLabels
+from .gamma_augment import GammaAugment
+from .graph_source import GraphSource
+from .grow_boundary import GrowBoundary
+from .hdf5_source import Hdf5Source
+from .hdf5_write import Hdf5Write
+from .hdf5like_source_base import DatasetSource
+from .intensity_augment import IntensityAugment
+from .intensity_scale_shift import IntensityScaleShift
+from .iterate_locations import IterateLocations
+from .merge_provider import MergeProvider
+from .noise_augment import NoiseAugment
+from .normalize import Normalize
+from .pad import Pad
+from .precache import PreCache
+from .print_profiling_stats import PrintProfilingStats
+from .random_location import RandomLocation
+from .random_provider import RandomProvider
+from .rasterize_graph import RasterizationSettings, RasterizeGraph, RasterizePoints
+from .reject import Reject
+from .renumber_connected_components import RenumberConnectedComponents
+from .resample import Resample
+from .scan import Scan, ScanCallback
+from .shift_augment import ShiftAugment
+from .simple_augment import SimpleAugment
+from .snapshot import Snapshot
+from .specified_location import SpecifiedLocation
+from .squeeze import Squeeze
+from .stack import Stack
+from .unsqueeze import Unsqueeze
+from .upsample import UpSample
+from .zarr_source import ZarrSource
+from .zarr_write import ZarrWrite
+from .zero_out_const_sections import ZeroOutConstSections
+
+__all__ = [
+    "AddAffinities",
+    "AddBoundaryDistance",
+    "ArraySource",
+    "AsType",
+    "BalanceLabels",
+    "BatchFilter",
+    "BatchProvider",
+    "BatchRequestError",
+    "BlurAugment",
+    "Crop",
+    "CsvPointsSource",
+    "DatasetSource",
+    "DefectAugment",
+    "DeformAugment",
+    "DownSample",
+    "ElasticAugment",
+    "ExcludeLabels",
+    "GammaAugment",
+    "GraphSource",
+    "GrowBoundary",
+    "Hdf5Source",
+    "Hdf5Write",
+    "IntensityAugment",
+    "IntensityScaleShift",
+    "IterateLocations",
+    "MergeProvider",
+    "NoiseAugment",
+    "Normalize",
+    "Pad",
+    "PreCache",
+    "PrintProfilingStats",
+    "RandomLocation",
+    "RandomProvider",
+    "RasterizationSettings",
+    "RasterizeGraph",
+    "RasterizePoints",
+    "Reject",
+    "RenumberConnectedComponents",
+    "Resample",
+    "Scan",
+    "ScanCallback",
+    "ShiftAugment",
+    "SimpleAugment",
+    "Snapshot",
+    "SpecifiedLocation",
+    "Squeeze",
+    "Stack",
+    "UpSample",
+    "Unsqueeze",
+    "ZarrSource",
+    "ZarrWrite",
+    "ZeroOutConstSections",
+]

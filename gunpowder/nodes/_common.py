@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..pipeline import Node
+from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 
 

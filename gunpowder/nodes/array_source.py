@@ -8,7 +8,7 @@ import numpy as np
 
 from ..batch import Array, Batch
 from ..geometry import Coordinate, Roi
-from ..pipeline import Source
+from ..node import Source
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 
 

@@ -16,11 +16,10 @@ from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
-from .graph_index import PointIndex
-from .graph_support import point_index_for, read_point_index
-from .location import (
+from ._graph_index import PointIndex
+from ._graph_support import point_index_for, read_point_index
+from ._location import (
     Fetch,
-    SpecifiedLocation,
     add_nonspatial_key,
     fits,
     is_spatial,
@@ -29,6 +28,7 @@ from .location import (
     shift_request,
     total_roi,
 )
+from .specified_location import SpecifiedLocation
 
 logger = logging.getLogger(__name__)
 

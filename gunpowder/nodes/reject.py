@@ -8,10 +8,10 @@ import numpy as np
 
 from ..batch import Batch
 from ..errors import PipelineRequestError, PipelineSetupError
-from ..pipeline import Node
+from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, GraphSpec, ProviderSpec
-from .graph_support import graph_nonempty
-from .location import Fetch, mask_roi_for, masked_fraction, total_roi
+from ._graph_support import graph_nonempty
+from ._location import Fetch, mask_roi_for, masked_fraction, total_roi
 
 logger = logging.getLogger(__name__)
 

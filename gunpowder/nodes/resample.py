@@ -1,162 +1,16 @@
-"""Nodes that create an array at another voxel size: DownSample, UpSample, Resample.
-
-All ROI arithmetic is in world units, so one request may mix the voxel sizes of source and
-target. Grids are anchored at the world origin: a ROI on a voxel size's grid begins and ends
-at multiples of it. Kernels live in `gunpowder.transforms.resample`.
-"""
-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from ..batch import Array, Batch
+from ..batch import Array
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..pipeline import Node
-from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+from ..spec import ArrayKey, ArraySpec, ProviderSpec
 from ..transforms import resample as kernels
-from ._common import array_in, ask_for, spatial_array_spec
-
-
-def _factor(node: Node, factor: Any, dims: int) -> Coordinate:
-    f = (
-        Coordinate((factor,) * dims)
-        if isinstance(factor, (int, np.integer))
-        else Coordinate(factor)
-    )
-    if f.dims != dims or any(v is None or v < 1 for v in f):
-        raise PipelineSetupError(
-            f"{node.name}: factor must be a positive int or {dims} positive ints, got {factor!r}"
-        )
-    return f
-
-
-def _snap(roi: Roi | None, voxel_size: Coordinate, mode: str) -> Roi | None:
-    return None if roi is None else roi.snap_to_grid(voxel_size, mode=mode)
-
-
-class _Resampler(Node):
-    """What the three nodes share: a request for `target` becomes one for `source` over the
-    ROI `_plan` says, and `_compute` turns that source data into the target's data."""
-
-    source: ArrayKey
-    target: ArrayKey
-    _target_vs: Coordinate
-
-    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
-        """(target ROI to make, source ROI it needs) for a requested target `roi`."""
-        raise NotImplementedError
-
-    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
-        """The target's data over `roi` from `source` (cropped to the planned source ROI)."""
-        raise NotImplementedError
-
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        upstream = request.copy()
-        if self.target not in request:
-            return upstream, None
-        del upstream[self.target]
-        provided = self.upstream_spec[self.source]
-        roi, source_roi = self._plan(request[self.target].roi, provided)
-        ask_for(upstream, self.source, source_roi, provided.voxel_size)
-        return upstream, (roi, source_roi)
-
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        if ctx is None:
-            return batch
-        roi, source_roi = ctx
-        source = array_in(batch, self.source, source_roi)
-        out = self._compute(source, roi)
-        batch[self.target] = Array(out, source.spec.replace(roi=roi, voxel_size=self._target_vs))
-        return batch
-
-
-class DownSample(_Resampler):
-    """Create `target` from `source` keeping every `factor`-th voxel (1.x: no averaging).
-
-    For a coarser copy of an array, e.g. a context input or labels at the output's voxel
-    size. The target's voxel size is the source's times `factor`; each target voxel takes the
-    value of the first source voxel it covers (so labels stay labels). The provided ROI is the
-    source's ROI shrunk to the target's grid; dtype and interpolatability are kept.
-
-    Args:
-        source: the ArrayKey to read.
-        factor: the down-sampling factor, in voxels: one int for all spatial axes or one per
-            axis (positive ints).
-        target: the ArrayKey to create.
-
-    Example::
-
-        pipeline += gp.DownSample(gt_labels, (1, 2, 2), gt_labels_coarse)
-    """
-
-    def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
-        self.source = source
-        self.factor = factor
-        self.target = target
-
-    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        source = spatial_array_spec(self, upstream_spec, self.source)
-        self._factor = _factor(self, self.factor, source.voxel_size.dims)
-        self._target_vs = voxel_size = source.voxel_size * self._factor
-        spec = upstream_spec.copy()
-        spec[self.target] = source.replace(
-            roi=_snap(source.roi, voxel_size, "shrink"), voxel_size=voxel_size
-        )
-        return spec
-
-    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
-        return roi, roi
-
-    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
-        return kernels.downsample(source.data, self._factor)
-
-
-class UpSample(_Resampler):
-    """Create `target` from `source` by repeating each voxel `factor` times per axis.
-
-    For a finer copy of an array (nearest neighbour, so labels stay labels). The target's
-    voxel size is the source's divided by `factor`, which must divide it; ROI, dtype and
-    interpolatability are kept.
-
-    Args:
-        source: the ArrayKey to read.
-        factor: the up-sampling factor, in voxels: one int for all spatial axes or one per
-            axis (positive ints dividing the source's voxel size).
-        target: the ArrayKey to create.
-
-    Example::
-
-        pipeline += gp.UpSample(raw_coarse, 2, raw_fine)
-    """
-
-    def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
-        self.source = source
-        self.factor = factor
-        self.target = target
-
-    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        source = spatial_array_spec(self, upstream_spec, self.source)
-        self._factor = _factor(self, self.factor, source.voxel_size.dims)
-        if not source.voxel_size.is_multiple_of(self._factor):
-            raise PipelineSetupError(
-                f"{self.name}: voxel size {source.voxel_size} of {self.source} is not divisible "
-                f"by factor {self._factor}"
-            )
-        self._target_vs = source.voxel_size // self._factor
-        spec = upstream_spec.copy()
-        spec[self.target] = source.replace(voxel_size=self._target_vs)
-        return spec
-
-    def _plan(self, roi: Roi, provided: ArraySpec) -> tuple[Roi, Roi]:
-        grown = roi.snap_to_grid(provided.voxel_size, mode="grow")
-        return grown, grown
-
-    def _compute(self, source: Array, roi: Roi) -> np.ndarray:
-        return kernels.upsample(source.data, self._factor)
+from ._common import spatial_array_spec
+from ._resampler import _Resampler, _snap
 
 
 class Resample(_Resampler):
@@ -257,6 +111,3 @@ class Resample(_Resampler):
             out_shape=roi.shape / self._target_vs,
             order=self._order,
         )
-
-
-__all__ = ["DownSample", "UpSample", "Resample"]

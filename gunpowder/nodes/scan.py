@@ -20,7 +20,7 @@ import numpy as np
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..pipeline import Node
+from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
 
 # --------------------------------------------------------------------------------------------

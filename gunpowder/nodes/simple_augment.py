@@ -10,14 +10,14 @@ import numpy as np
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError
 from ..geometry import Coordinate
-from ..pipeline import Node
+from ..node import Node
 from ..spec import BatchRequest
 from ..transforms.augment_simple import (
     MirrorTranspose,
     allowed_permutations,
     permutation_weights,
 )
-from .elastic import move_graph
+from ._warp import move_graph
 
 
 class SimpleAugment(Node):

@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..batch import Batch
-from ..pipeline import Pipeline, build, derive_seed
+from ..engine import derive_seed
+from ..pipeline import Pipeline, build
 from ..spec import BatchRequest
 
 

@@ -15,7 +15,7 @@ import torch
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError
 from ..geometry import Coordinate, Roi
-from ..pipeline import Node
+from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from .device import resolve_device
 

@@ -1,0 +1,310 @@
+"""`ZarrWrite` and `Hdf5Write`: store the arrays passing through a pipeline in a file.
+
+Each dataset covers the whole ROI the upstream provides for its key, with the voxel size and
+offset written as gunpowder `resolution`/`offset` attributes (plus OME-NGFF `multiscales` on
+the parent group for zarr). It is created when its first batch arrives (then the number of
+channels is known) and every batch is written at its ROI. Files are opened once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import PipelineRequestError, PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..io_metadata import (
+    find_multiscales,
+    ome_ngff_multiscales,
+    read_gunpowder_attrs,
+    write_spatial_metadata,
+)
+from ..node import Node
+from ..spec import ArrayKey, ProviderSpec
+
+
+def zarr_compressor(compression_type: Any, zarr_format: int = 2) -> Any:
+    """The compressor for `compression_type` ("gzip", "zstd", "blosc", "lz4", "none", or a
+    codec object) in a zarr v2 (numcodecs) or v3 (zarr.codecs) array; None: zarr's default."""
+    if compression_type is None:
+        return "auto"
+    if not isinstance(compression_type, str):
+        return compression_type
+    name = compression_type.lower()
+    if zarr_format == 2:
+        import numcodecs
+
+        codecs = {
+            "gzip": lambda: numcodecs.GZip(level=5),
+            "zlib": lambda: numcodecs.Zlib(level=5),
+            "zstd": lambda: numcodecs.Zstd(level=3),
+            "blosc": lambda: numcodecs.Blosc(cname="zstd", clevel=3),
+            "lz4": lambda: numcodecs.LZ4(),
+            "none": lambda: None,
+        }
+    else:
+        from zarr import codecs as zc
+
+        codecs = {
+            "gzip": lambda: zc.GzipCodec(level=5),
+            "zstd": lambda: zc.ZstdCodec(level=3),
+            "blosc": lambda: zc.BloscCodec(cname="zstd", clevel=3),
+            "lz4": lambda: zc.BloscCodec(cname="lz4", clevel=5),
+            "none": lambda: None,
+        }
+    if name not in codecs:
+        raise ValueError(
+            f"unknown compression_type {compression_type!r} for zarr format {zarr_format}; "
+            f"use one of {sorted(codecs)} or a codec object"
+        )
+    return codecs[name]()
+
+
+def voxel_slices(roi: Roi, dataset_roi: Roi, voxel_size: Coordinate) -> tuple[slice, ...]:
+    """Index of `roi` (world units) in a dataset starting at `dataset_roi.begin`."""
+    return ((roi - dataset_roi.offset) / voxel_size).to_slices()
+
+
+def check_existing(
+    where: str,
+    shape: tuple[int, ...],
+    attrs: Mapping[str, Any],
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+) -> None:
+    """Raise ValueError unless an existing dataset matches the geometry we would create."""
+    expected = tuple(channels) + tuple(roi.shape / voxel_size)
+    meta = read_gunpowder_attrs(attrs)
+    problems = []
+    if tuple(shape) != expected:
+        problems.append(f"shape {tuple(shape)} (expected {expected})")
+    if meta.voxel_size is not None and meta.voxel_size != voxel_size:
+        problems.append(f"resolution {tuple(meta.voxel_size)} (expected {tuple(voxel_size)})")
+    if meta.offset is not None and meta.offset != roi.offset:
+        problems.append(f"offset {tuple(meta.offset)} (expected {tuple(roi.offset)})")
+    if problems:
+        raise ValueError(
+            f"{where} already exists with {', '.join(problems)}; remove it or write elsewhere"
+        )
+
+
+def _split(dataset: str) -> tuple[str, str]:
+    parent, _, name = dataset.strip("/").rpartition("/")
+    return parent, name
+
+
+def write_ome_ngff_entry(
+    group_attrs: Any, name: str, voxel_size: Coordinate, offset: Coordinate, ndim: int, version: str
+) -> None:
+    """Add (or replace) the `multiscales` entry of dataset `name` on its parent group."""
+    entry = ome_ngff_multiscales([(name, voxel_size, offset)], ndim, name=name)
+    current = [
+        ms
+        for ms in find_multiscales(group_attrs.asdict()) or []
+        if ms.get("name") != name and not any(d.get("path") == name for d in ms.get("datasets", ()))
+    ]
+    if version == "0.4":
+        entry["version"] = "0.4"
+        group_attrs["multiscales"] = current + [entry]
+    else:
+        group_attrs["ome"] = {"version": "0.5", "multiscales": current + [entry]}
+
+
+def _existing(
+    group: Any,
+    dataset: str,
+    where: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+) -> Any:
+    """`group[dataset]` (zarr or h5py) after checking it fits `roi`, or None if there is none."""
+    if dataset not in group:
+        return None
+    array = group[dataset]
+    check_existing(where, array.shape, array.attrs, roi, voxel_size, channels)
+    return array
+
+
+def _layout(
+    roi: Roi, voxel_size: Coordinate, channels: tuple[int, ...], chunks: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shape of a new dataset covering `roi`, and its chunks (each at most the shape, at least 1)."""
+    shape = tuple(channels) + tuple(roi.shape / voxel_size)
+    spatial = (min(c, s) for c, s in zip(chunks, shape[len(channels) :]))
+    return shape, tuple(max(1, c) for c in (*channels, *spatial))
+
+
+def open_or_create_zarr(
+    container: str,
+    dataset: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...],
+    compression_type: Any = None,
+    zarr_format: int = 2,
+) -> Any:
+    """The zarr array `dataset` in `container` covering `roi`: opened if it exists (and matches),
+    else created with `resolution`/`offset` attributes and OME-NGFF metadata."""
+    import zarr
+
+    zarr_format = _existing_format(container, zarr_format)
+    root = zarr.open_group(container, mode="a", zarr_format=zarr_format)
+    existing = _existing(root, dataset, f"{container}/{dataset}", roi, voxel_size, channels)
+    if existing is not None:
+        return existing
+    shape, chunks = _layout(roi, voxel_size, channels, chunks)
+    array = root.create_array(
+        dataset,
+        shape=shape,
+        chunks=chunks,
+        dtype=np.dtype(dtype),
+        compressors=zarr_compressor(compression_type, zarr_format),
+        fill_value=0,
+    )
+    write_spatial_metadata(array.attrs, voxel_size, roi.offset)
+    parent, name = _split(dataset)
+    group = root[parent] if parent else root
+    version = "0.4" if root.metadata.zarr_format == 2 else "0.5"
+    write_ome_ngff_entry(group.attrs, name, voxel_size, roi.offset, len(shape), version)
+    return array
+
+
+def _existing_format(container: str, default: int) -> int:
+    if os.path.exists(os.path.join(container, "zarr.json")):
+        return 3
+    if os.path.exists(os.path.join(container, ".zgroup")):
+        return 2
+    return default
+
+
+def open_or_create_hdf5(
+    file: Any,
+    dataset: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...],
+    compression_type: Any = None,
+) -> Any:
+    """The h5py dataset `dataset` in the open `file` covering `roi` (opened or created)."""
+    existing = _existing(file, dataset, f"{file.filename}/{dataset}", roi, voxel_size, channels)
+    if existing is not None:
+        return existing
+    shape, chunks = _layout(roi, voxel_size, channels, chunks)
+    ds = file.create_dataset(
+        dataset,
+        shape=shape,
+        dtype=np.dtype(dtype),
+        chunks=chunks if all(shape) else None,
+        compression=compression_type,
+        fillvalue=0,
+    )
+    write_spatial_metadata(ds.attrs, voxel_size, roi.offset)
+    return ds
+
+
+class _Write(Node):
+    """Common part of the writers: which keys go where, per-process handles, writing."""
+
+    default_filename = "output"
+
+    def __init__(
+        self,
+        dataset_names: dict[ArrayKey, str],
+        output_dir: str = ".",
+        output_filename: str | None = None,
+        compression_type: Any = None,
+        dataset_dtypes: dict[ArrayKey, Any] | None = None,
+    ) -> None:
+        if not isinstance(dataset_names, Mapping) or not dataset_names:
+            raise TypeError(
+                f"{type(self).__name__}: dataset_names must be a dict {{ArrayKey: 'dataset'}}, "
+                f"got {dataset_names!r}"
+            )
+        self.dataset_names = dict(dataset_names)
+        self.output_dir = output_dir
+        self.output_filename = output_filename or self.default_filename
+        self.compression_type = compression_type
+        self.dataset_dtypes = dict(dataset_dtypes or {})
+        self._lock = threading.Lock()
+        self._handles: dict[str, Any] = {}
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.output_dir, self.output_filename)
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        self.require(upstream_spec, *self.dataset_names)
+        for key in self.dataset_names:
+            spec = upstream_spec[key]
+            if spec.roi is None or spec.roi.unbounded:
+                raise PipelineSetupError(
+                    f"{self.name}: {key} is provided with ROI {spec.roi}; a bounded ROI is "
+                    "needed to create its dataset"
+                )
+        os.makedirs(self.output_dir or ".", exist_ok=True)
+        return upstream_spec.copy()
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        for key, dataset in self.dataset_names.items():
+            if key in batch:
+                self._write(key, dataset, batch[key])
+        return batch
+
+    def _write(self, key: ArrayKey, dataset: str, array: Array) -> None:
+        provided = self.upstream_spec[key]
+        total, vs = provided.roi, array.spec.voxel_size
+        dims = total.dims
+        region = array.spec.roi.intersect(total)
+        if region.empty:
+            return
+        data = array.crop(region, copy=False).data
+        dtype = np.dtype(self.dataset_dtypes.get(key, data.dtype))
+        with self._lock:
+            target = self._datasets().get(dataset)
+            if target is None:
+                channels = tuple(np.shape(data)[:-dims])
+                chunks = tuple(array.spec.roi.shape / vs)
+                try:
+                    target = self._open_dataset(dataset, total, vs, channels, dtype, chunks)
+                except ValueError as e:
+                    raise PipelineRequestError(f"{self.name}: {key}: {e}") from e
+                self._datasets()[dataset] = target
+            index = (Ellipsis,) + voxel_slices(region, total, vs)
+            target[index] = np.asarray(data).astype(target.dtype, copy=False)
+            self._flush()
+
+    def _flush(self) -> None:
+        pass
+
+    def _datasets(self) -> dict[str, Any]:
+        """Handles of this process (a forked worker opens its own)."""
+        if self._handles.get("pid") != os.getpid():
+            self._handles = {"pid": os.getpid(), "datasets": {}}
+        return self._handles["datasets"]
+
+    def _open_dataset(self, dataset, roi, voxel_size, channels, dtype, chunks) -> Any:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        self._handles = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        state["_handles"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..spec import ArrayKey
+from ._array_filter import _ArrayFilter, default_factor
+
+
+class Normalize(_ArrayFilter):
+    """Scale `array` by `factor` and cast it to `dtype` (float32 by default).
+
+    Networks and intensity augmentations want floats in [0, 1]; sources usually provide
+    integers. Without a factor: 1/255 for uint8, 1/65535 for uint16 (1 / the dtype's largest
+    value for any integer type), 1 for floats, from the dtype upstream declares (or else the
+    data's). The provided spec declares `dtype`.
+
+    Args:
+        array: the ArrayKey to change in place.
+        factor: the multiplier (default None: derived from the input dtype as above).
+        dtype: the output dtype (default numpy.float32).
+
+    Example::
+
+        pipeline += gp.Normalize(raw)  # uint8 -> float32 in [0, 1]
+    """
+
+    def __init__(self, array: ArrayKey, factor: float | None = None, dtype: Any = np.float32):
+        self.array = array
+        self.key = array
+        self.factor = factor
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def name(self) -> str:
+        return f"Normalize({self.array})"
+
+    def output_dtype(self, dtype: Any) -> Any:
+        return self.dtype
+
+    def transform(self, data: np.ndarray) -> np.ndarray:
+        factor = self.factor
+        if factor is None:
+            declared = self.upstream_spec[self.key].dtype
+            factor = default_factor(declared if declared is not None else data.dtype)
+        return (data.astype(self.dtype) * factor).astype(self.dtype, copy=False)

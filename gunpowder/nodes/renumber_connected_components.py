@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ..batch import Array, Batch
+from ..node import Node
+from ..spec import ArrayKey, ProviderSpec
+from ..transforms import labels as kernels
+from ._common import spatial_array_spec
+
+
+class RenumberConnectedComponents(Node):
+    """Give every face-connected region of one non-zero id in `labels` its own id (1..N).
+
+    After a crop or an augmentation one object can fall apart into pieces that no longer
+    touch; this makes them separate objects. Ids are assigned in raster order per batch; 0
+    stays 0. `labels` keeps its key and spec.
+
+    Args:
+        labels: the ArrayKey of the label ids to renumber in place.
+
+    Example::
+
+        pipeline += gp.RenumberConnectedComponents(gt_labels)
+    """
+
+    def __init__(self, labels: ArrayKey) -> None:
+        self.labels = labels
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        spatial_array_spec(self, upstream_spec, self.labels)
+        return upstream_spec
+
+    def process(self, batch: Batch, ctx: Any) -> Batch:
+        if self.labels not in batch:
+            return batch
+        array = batch[self.labels]
+        try:
+            data = kernels.relabel_connected_components(array.data)
+        except ValueError as e:
+            raise ValueError(f"{self.name} on {self.labels}: {e}") from None
+        batch[self.labels] = Array(data, array.spec, dict(array.attrs))
+        return batch
