@@ -3,6 +3,7 @@
 The public names, nothing else; see docs/architecture.md for where each lives.
 """
 
+from . import contrib, ext
 from .batch import Array, Batch
 from .blockwise import (
     BlockPlan,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import Coordinate, Roi
-from .spec import GraphSpec
+from .spec import GraphKey, GraphKeys, GraphSpec
 
 
 class Node:
@@ -643,4 +643,13 @@ class Graph:
         )
 
 
-__all__ = ["Graph", "Node", "Edge", "inside_mask", "clip_segments"]
+__all__ = [
+    "Graph",
+    "Node",
+    "Edge",
+    "GraphKey",
+    "GraphKeys",
+    "GraphSpec",
+    "inside_mask",
+    "clip_segments",
+]

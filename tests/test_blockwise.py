@@ -228,7 +228,7 @@ def test_killed_worker_then_rerun(client, volume, tmp_path):
     src, expected = volume
     out, log, trigger = (str(tmp_path / n) for n in ("out.zarr", "log", "trigger"))
     open(trigger, "w").close()
-    kill_at = OFFSET + VS * (15, 17, 19)  # a block in the middle of the run
+    kill_at = OFFSET + VS * Coordinate(15, 17, 19)  # a block in the middle of the run
     p = pipeline(src, log=log, kill_at=kill_at, kill_trigger=trigger)
     summary = run_blockwise(p, reference(), {PRED: "pred"}, out, client=client, progress=False)
     assert not os.path.exists(trigger)  # a worker did die

@@ -150,9 +150,9 @@ def draw_request(data, spec, keys):
     request = gp.BatchRequest()
     for key in keys:
         if isinstance(key, gp.GraphKey):
-            request[key] = gp.GraphSpec(roi=boxes[key].shift(begin))
+            request[key] = gp.GraphSpec(roi=boxes[key].shift(gp.Coordinate(begin)))
         elif key in boxes:
-            request[key] = gp.ArraySpec(roi=boxes[key].shift(begin))
+            request[key] = gp.ArraySpec(roi=boxes[key].shift(gp.Coordinate(begin)))
         else:
             request[key] = gp.ArraySpec(nonspatial=True)
     return request

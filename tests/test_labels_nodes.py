@@ -140,9 +140,9 @@ def test_add_affinities_spec_and_dtype():
     )
     with gp.build(source + node) as p:
         spec = p.spec[AFFS]
-        assert spec.roi == TOTAL.grow(-VS * (1, 0, 0), -VS * (0, 2, 0))
+        assert spec.roi == TOTAL.grow(-VS * gp.Coordinate(1, 0, 0), -VS * gp.Coordinate(0, 2, 0))
         assert spec.voxel_size == VS and spec.dtype == np.float32
-        roi = gp.Roi(spec.roi.offset, VS * (2, 2, 2))
+        roi = gp.Roi(spec.roi.offset, VS * gp.Coordinate(2, 2, 2))
         batch = p.request_batch(request_for({AFFS: roi, AFFS_MASK: roi}))
     assert batch[AFFS].data.dtype == np.float32
     assert np.all(batch[AFFS_MASK].data == 1)  # no labels_mask: ones everywhere
@@ -206,7 +206,7 @@ def test_grow_boundary_at_the_source_border_and_without_mask():
 
 def test_balance_labels_node_on_affinities():
     source, arrays = make_source()
-    roi = gp.Roi(TOTAL.offset + VS * 2, VS * (6, 8, 8))
+    roi = gp.Roi(TOTAL.offset + VS * 2, VS * gp.Coordinate(6, 8, 8))
     pipeline = (
         source
         + AddAffinities(NEAREST, LABELS, AFFS, labels_mask=MASK, affinities_mask=AFFS_MASK)
@@ -218,9 +218,9 @@ def test_balance_labels_node_on_affinities():
     scales = batch[SCALES]
     assert scales.spec.roi == roi and scales.data.dtype == np.float32
     affs, mask = K.compute_affinities(
-        arrays[LABELS][voxels(roi.grow(VS * (1, 1, 1), None))],
+        arrays[LABELS][voxels(roi.grow(VS * gp.Coordinate(1, 1, 1), gp.Coordinate(0, 0, 0)))],
         NEAREST,
-        arrays[MASK][voxels(roi.grow(VS * (1, 1, 1), None))],
+        arrays[MASK][voxels(roi.grow(VS * gp.Coordinate(1, 1, 1), gp.Coordinate(0, 0, 0)))],
     )
     expected = K.balance_weights(affs, [mask], slab=(-1, 2, -1, -1))
     np.testing.assert_array_equal(scales.data, expected)
@@ -262,14 +262,16 @@ def test_balance_labels_reports_bad_labels():
 
 def test_exclude_labels_node_with_ignore_mask_context():
     source, arrays = make_source()
-    roi = gp.Roi(TOTAL.offset + VS * 3, VS * (4, 6, 6))
+    roi = gp.Roi(TOTAL.offset + VS * 3, VS * gp.Coordinate(4, 6, 6))
     node = ExcludeLabels(
         LABELS, [1, 2], ignore_mask=IGNORE, ignore_mask_erode=8, background_value=0
     )
     with gp.build(source + node) as p:
         batch = p.request_batch(request_for({LABELS: roi, IGNORE: roi}))
     # erode 8nm = 1 voxel in z (40nm) and 2 voxels in y, x (4nm)
-    assert source.requests[-1][LABELS].roi == roi.grow(VS * (1, 2, 2), VS * (1, 2, 2))
+    assert source.requests[-1][LABELS].roi == roi.grow(
+        VS * gp.Coordinate(1, 2, 2), VS * gp.Coordinate(1, 2, 2)
+    )
     whole_labels = K.exclude_labels(arrays[LABELS], [1, 2])
     whole_mask = K.include_mask(arrays[LABELS], [1, 2], 8, VS)
     np.testing.assert_array_equal(batch[LABELS].data, whole_labels[voxels(roi)])
@@ -279,7 +281,7 @@ def test_exclude_labels_node_with_ignore_mask_context():
 
 def test_renumber_connected_components_node():
     source, arrays = make_source()
-    roi = gp.Roi(TOTAL.offset + VS * 2, VS * (6, 8, 8))
+    roi = gp.Roi(TOTAL.offset + VS * 2, VS * gp.Coordinate(6, 8, 8))
     with gp.build(source + RenumberConnectedComponents(LABELS)) as p:
         batch = p.request_batch(request_for({LABELS: roi}))
     expected = K.relabel_connected_components(arrays[LABELS][voxels(roi)])
@@ -292,13 +294,15 @@ def test_renumber_connected_components_node():
 
 def test_add_boundary_distance_node():
     source, arrays = make_source()
-    roi = gp.Roi(TOTAL.offset + VS * (3, 4, 4), VS * (4, 6, 6))
+    roi = gp.Roi(TOTAL.offset + VS * gp.Coordinate(3, 4, 4), VS * gp.Coordinate(4, 6, 6))
     node = AddBoundaryDistance(LABELS, DIST, max_distance=12)
     with gp.build(source + node) as p:
         assert p.spec[DIST].dtype == np.float32
         batch = p.request_batch(request_for({DIST: roi}))
     assert set(batch) == {DIST}
-    assert source.requests[-1][LABELS].roi == roi.grow(VS * (1, 3, 3), VS * (1, 3, 3))
+    assert source.requests[-1][LABELS].roi == roi.grow(
+        VS * gp.Coordinate(1, 3, 3), VS * gp.Coordinate(1, 3, 3)
+    )
     whole = K.signed_boundary_distance(arrays[LABELS], VS, 12)
     np.testing.assert_array_equal(batch[DIST].data, whole[voxels(roi)])
     assert batch[DIST].data.max() <= 12 and batch[DIST].data.min() >= -12

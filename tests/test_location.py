@@ -159,7 +159,9 @@ def brute_force_masked(mask, src, roi, vs, min_masked):
     provided = {RAW: src.array.spec.roi}
     good = set()
     for s in valid_shifts({RAW: roi}, provided, vs):
-        if np.count_nonzero(crop(src, roi.shift(s))) >= min_masked * (roi.size / np.prod(vs)):
+        if np.count_nonzero(crop(src, roi.shift(gp.Coordinate(s)))) >= min_masked * (
+            roi.size / np.prod(vs)
+        ):
             good.add(s)
     return good
 

@@ -255,8 +255,8 @@ def test_voxel_size_override_keeps_the_file_offset(files):
         array_specs={CHANNELS: ArraySpec(voxel_size=(20, 2, 4))},
     )
     with build(source) as pipeline:
-        assert pipeline.spec[CHANNELS].roi == Roi(OFFSET, Coordinate(SHAPE) * (20, 2, 4))
-        roi = Roi(OFFSET + (20, 4, 8), (40, 6, 4))
+        assert pipeline.spec[CHANNELS].roi == Roi(OFFSET, Coordinate(SHAPE) * Coordinate(20, 2, 4))
+        roi = Roi(OFFSET + Coordinate(20, 4, 8), (40, 6, 4))
         batch = pipeline.request_batch(request_for(SRC_CHANNELS=roi))
         np.testing.assert_array_equal(batch[CHANNELS].data, CHANNEL_DATA[:, 1:3, 2:5, 2:3])
 
@@ -405,7 +405,7 @@ def test_zarr_source_reads_ome_ngff_multiscales(tmp_path, zarr_format, version):
             spec = pipeline.spec[key]
             assert spec.voxel_size == vs
             assert spec.roi == Roi(off, Coordinate(data.shape) * vs)
-            roi = Roi(off + vs * (1, 2, 3), vs * (3, 2, 2))
+            roi = Roi(off + vs * Coordinate(1, 2, 3), vs * Coordinate(3, 2, 2))
             batch = pipeline.request_batch(request_for(**{str(key): roi}))
             np.testing.assert_array_equal(batch[key].data, data[1:4, 2:4, 3:5])
 
@@ -493,7 +493,7 @@ def test_request_partly_outside_the_dataset(files, kind):
     with build(make_source(kind, files[kind], {RAW: "volumes/raw"})) as pipeline:
         inside = world_roi(Coordinate((0, 0, 0)), Coordinate(SHAPE))
         with pytest.raises(PipelineRequestError, match="outside the provided ROI"):
-            pipeline.request_batch(request_for(RAW=inside.shift(VOXEL_SIZE * (0, 0, -1))))
+            pipeline.request_batch(request_for(RAW=inside.shift(VOXEL_SIZE * Coordinate(0, 0, -1))))
         with pytest.raises(PipelineRequestError, match="outside the provided ROI"):
             pipeline.request_batch(request_for(RAW=inside.grow((0, 0, 0), VOXEL_SIZE)))
 

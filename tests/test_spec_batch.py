@@ -49,7 +49,7 @@ def test_request_copy_equality_and_update():
     r = gp.BatchRequest(random_seed=1)
     r.add(RAW, (40, 40, 40))
     c = r.copy()
-    c[RAW].roi = c[RAW].roi.shift((4, 4, 4))
+    c[RAW].roi = c[RAW].roi.shift(gp.Coordinate(4, 4, 4))
     assert r[RAW].roi != c[RAW].roi
     assert r == r.with_seed(2)
     other = gp.BatchRequest()

@@ -4,6 +4,8 @@ several nodes share."""
 
 from .add_affinities import AddAffinities
 from .add_boundary_distance import AddBoundaryDistance
+from .add_local_shape_descriptor import AddLocalShapeDescriptor
+from .add_vector_map import AddVectorMap
 from .array_source import ArraySource
 from .as_type import AsType
 from .balance_labels import BalanceLabels
@@ -54,6 +56,8 @@ from .zero_out_const_sections import ZeroOutConstSections
 __all__ = [
     "AddAffinities",
     "AddBoundaryDistance",
+    "AddLocalShapeDescriptor",
+    "AddVectorMap",
     "ArraySource",
     "AsType",
     "BalanceLabels",

@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineSetupError
-from ..geometry import Coordinate, Roi
+from ..geometry import Coordinate, Roi, is_multiple_of
 from ..node import Node
 from ..spec import ArrayKey, ProviderSpec
 
@@ -81,7 +81,7 @@ class Crop(Node):
                 raise PipelineSetupError(
                     f"{self.name}: roi {roi} is not inside the upstream ROI {have} of {self.key}"
                 )
-            if not (roi.offset.is_multiple_of(vs) and roi.shape.is_multiple_of(vs)):
+            if not (is_multiple_of(roi.offset, vs) and is_multiple_of(roi.shape, vs)):
                 raise PipelineSetupError(
                     f"{self.name}: roi {roi} is not on the voxel grid {vs} of {self.key}"
                 )

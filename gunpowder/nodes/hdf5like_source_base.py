@@ -20,7 +20,7 @@ import numpy as np
 
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
-from ..geometry import Coordinate, Roi
+from ..geometry import Coordinate, Roi, is_multiple_of
 from ..io_metadata import (
     NO_METADATA,
     SpatialMetadata,
@@ -392,7 +392,7 @@ class DatasetSource(Source):
                     "in dimensions"
                 )
             roi = Roi(offset, extent)
-        if not roi.offset.is_multiple_of(voxel_size):
+        if not is_multiple_of(roi.offset, voxel_size):
             raise PipelineSetupError(
                 f"{where}: offset {roi.offset} is not a multiple of the voxel size {voxel_size}, "
                 "so no request could be served; give a ROI on the voxel grid in array_specs"

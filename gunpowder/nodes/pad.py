@@ -7,7 +7,7 @@ import numpy as np
 
 from ..batch import Array, Batch
 from ..errors import PipelineSetupError
-from ..geometry import Coordinate, Roi
+from ..geometry import Coordinate, Roi, is_multiple_of
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 from ._graph_support import pad_graph, pad_graph_request, pad_graph_spec, pad_roi
@@ -71,7 +71,7 @@ class Pad(Node):
             spec[self.key] = pad_graph_spec(array, self.size)
             return spec
         vs = array.voxel_size
-        if vs is not None and not size.is_multiple_of(vs):
+        if vs is not None and not is_multiple_of(size, vs):
             raise PipelineSetupError(
                 f"{self.name}: size {size} is not a multiple of the voxel size {vs} of {self.key}"
             )

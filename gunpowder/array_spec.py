@@ -1,0 +1,5 @@
+"""1.x module path of `ArraySpec`."""
+
+from .spec import ArraySpec
+
+__all__ = ["ArraySpec"]

@@ -1,0 +1,5 @@
+"""1.x module path of `BatchRequest`."""
+
+from .spec import BatchRequest
+
+__all__ = ["BatchRequest"]
