@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from itertools import product
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 from scipy import ndimage
 
 

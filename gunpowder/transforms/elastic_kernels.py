@@ -9,7 +9,7 @@ ever built besides the output. All kernels work on 3D (channels, z, y, x) data.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
