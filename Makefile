@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch's idle OpenMP threads spin and starve the data workers on small machines
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck conformance bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check gunpowder tests examples benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider --doctest-modules gunpowder
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# gunpowder 1.x's own test suite against this library (needs ../shared/conformance)
+conformance: $(STAMP)
+	../shared/conformance/run.sh $(PY)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gunpowder tests examples benchmarks
