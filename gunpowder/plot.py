@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .batch import Array, Batch
+from .figures import new_figure
 
 KINDS = ("raw", "labels", "affinities", "prediction")
 
@@ -138,7 +139,7 @@ def plot_batch(
     arrays = [batch[k] for k in keys]
     if z is None and arrays[0].spec.roi.dims == 3:
         z = arrays[0].spec.roi.center[0]
-    fig = Figure(figsize=(panel_size * len(keys), panel_size + 0.4), layout="constrained")
+    fig = new_figure(figsize=(panel_size * len(keys), panel_size + 0.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(keys)))
     total = arrays[0].spec.roi
     for a in arrays[1:]:
@@ -211,7 +212,7 @@ def plot_loss(
 ) -> Figure:
     """The loss curve from a training CSV (written by `gunpowder.torch.Train`) or columns."""
     columns = log if isinstance(log, Mapping) else read_loss_log(log)
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = new_figure(figsize=(6, 4), layout="constrained")
     show_loss(fig.subplots(), columns["iteration"], columns["loss"], smooth)
     if filename is not None:
         fig.savefig(filename, dpi=100)

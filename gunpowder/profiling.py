@@ -73,19 +73,41 @@ class TimingSummary(Mapping):
 
 
 class ProfilingStats:
-    """Durations in seconds, keyed by (node name, phase)."""
+    """Durations in seconds, keyed by (node name, phase), and the wall-clock span they cover.
+
+    `span` is (first start, last stop) on `time.perf_counter`'s clock (system-wide monotonic,
+    so also comparable for timings recorded in worker processes of the same machine).
+    """
 
     def __init__(self) -> None:
         self.timings: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.span: tuple[float, float] | None = None
 
-    def add(self, node_name: str, phase: str, seconds: float) -> None:
+    def add(self, node_name: str, phase: str, seconds: float, start: float | None = None) -> None:
+        """Record `seconds` spent by `node_name` in `phase`; `start` (a `time.perf_counter`
+        reading) places the interval in time for `span_time`."""
         self.timings[(node_name, phase)].append(seconds)
+        if start is not None:
+            self._extend_span(float(start), float(start) + float(seconds))
+
+    def _extend_span(self, begin: float, end: float) -> None:
+        if self.span is None:
+            self.span = (begin, end)
+        else:
+            self.span = (min(self.span[0], begin), max(self.span[1], end))
+
+    def span_time(self) -> float:
+        """Seconds from the first recorded start to the last recorded stop (1.x): the wall
+        time the recorded work spans, e.g. how long a batch took end to end. 0 if none."""
+        return 0.0 if self.span is None else self.span[1] - self.span[0]
 
     def merge_with(self, other: ProfilingStats) -> None:
         if other is self:
             return
         for key, values in other.timings.items():
             self.timings[key].extend(values)
+        if other.span is not None:
+            self._extend_span(*other.span)
 
     def copy(self) -> ProfilingStats:
         new = ProfilingStats()
@@ -94,6 +116,7 @@ class ProfilingStats:
 
     def clear(self) -> None:
         self.timings.clear()
+        self.span = None
 
     def get_timing_summaries(self) -> dict[tuple[str, str], TimingSummary]:
         """A `TimingSummary` for each (node, phase) with at least one duration."""
@@ -136,7 +159,7 @@ class ProfilingStats:
         return sum(len(v) for v in self.timings.values())
 
     def __reduce__(self):
-        return (_rebuild_stats, (dict(self.timings),))
+        return (_rebuild_stats, (dict(self.timings), self.span))
 
     def __repr__(self) -> str:
         rows = [
@@ -146,10 +169,11 @@ class ProfilingStats:
         return "ProfilingStats(\n" + "\n".join(rows) + "\n)"
 
 
-def _rebuild_stats(timings: dict) -> ProfilingStats:
+def _rebuild_stats(timings: dict, span: tuple[float, float] | None = None) -> ProfilingStats:
     stats = ProfilingStats()
     for k, v in timings.items():
         stats.timings[k] = list(v)
+    stats.span = None if span is None else (float(span[0]), float(span[1]))
     return stats
 
 
@@ -161,7 +185,7 @@ def plot_profiling_stats(
     `statistic` is "total" (seconds summed over all recorded calls) or "median".
     Shows in a notebook as it is; `fig.savefig(path)` writes it to a file.
     """
-    from matplotlib.figure import Figure
+    from .figures import new_figure
 
     if statistic not in ("total", "median", "mean", "max", "min"):
         raise ValueError(f"statistic must be total/median/mean/max/min, got {statistic!r}")
@@ -169,7 +193,7 @@ def plot_profiling_stats(
     names = list(dict.fromkeys(name for name, _ in summaries))
     phases = [p for p in PHASES if any(ph == p for _, ph in summaries)]
     phases += sorted({ph for _, ph in summaries} - set(phases))
-    fig = Figure(figsize=(8, 0.45 * max(len(names), 1) + 1.5), layout="constrained")
+    fig = new_figure(figsize=(8, 0.45 * max(len(names), 1) + 1.5), layout="constrained")
     ax = fig.add_subplot()
     left = [0.0] * len(names)
     for phase in phases:

@@ -104,3 +104,5 @@ def test_plot_batch_and_loss_write_pngs(tmp_path):
     fig = plot_loss(log, filename=tmp_path / "loss.png")
     assert fig.axes[0].get_yscale() == "log"
     assert (tmp_path / "loss.png").read_bytes()[:4] == PNG_MAGIC
+    # in a notebook, a figure shows as a picture (IPython asks for _repr_png_), not as text
+    assert fig._repr_png_()[:4] == PNG_MAGIC
