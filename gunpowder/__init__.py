@@ -31,6 +31,7 @@ from .nodes import __all__ as _node_names
 from .parallel import WorkerDiedError, WorkerError
 from .pipeline import Pipeline, build
 from .profiling import ProfilingStats, TimingSummary, plot_profiling_stats
+from .seed import SolverParameters, Train
 from .spec import (
     ArrayKey,
     ArrayKeys,

@@ -1,5 +1,8 @@
 """The seed-era (2017) face: `BatchSpec`; and, for old imports, the 1.x bases and `adapt`.
 
+(`SolverParameters`, the seed-era `Train` and `ElasticAugmentation` are in `gunpowder.seed`
+and `gunpowder.nodes.elastic_augmentation`; docs/seed-api.md maps every 2017 name.)
+
 A 1.x subclass keeps its methods (`setup()`, `prepare(request)`, `process(batch, request)`,
 `provide(request)`); an adapter turns it into a functional node. 1.x code that draws from
 the global `random`/`np.random` still gets reproducible batches: the adapter seeds those from
@@ -13,13 +16,22 @@ from typing import Any
 from .geometry import Coordinate
 from .spec import ArrayKey, ArrayKeys, ArraySpec, BatchRequest
 
+# the seed-era Train's prediction (registered here so `ArrayKeys.PREDICTED_AFFINITIES` works)
+PREDICTED_AFFINITIES = ArrayKey("PREDICTED_AFFINITIES")
+
 
 class BatchSpec:
     """The seed-era request helper: input/output shapes in voxels for the standard keys.
 
     `BatchSpec((84, 268, 268), (56, 56, 56), with_gt=True).request(voxel_size)` (or
     `.to_request()`) gives a `BatchRequest` for RAW (input shape) and GT_LABELS, GT_MASK,
-    GT_AFFINITIES (output shape) as asked.
+    GT_AFFINITIES, PREDICTED_AFFINITIES (output shape) as asked (`with_gt`, `with_gt_mask`,
+    `with_gt_affinities`, `with_prediction`).
+
+    `pipeline.request_batch(batch_spec)` goes through `serve_from`: nearest-neighbour
+    affinities (and their mask, from GT_MASK) are computed from GT_LABELS when the pipeline
+    provides no GT_AFFINITIES, and a PREDICTED_AFFINITIES the pipeline makes (a seed-era
+    `Train` at its end) is returned with affinities.
     """
 
     def __init__(
@@ -59,6 +71,8 @@ class BatchSpec:
             keys.append(ArrayKeys.GT_MASK)
         if self.with_gt_affinities:
             keys.append(ArrayKeys.GT_AFFINITIES)
+        if self.with_prediction:
+            keys.append(PREDICTED_AFFINITIES)
         keys.extend(k for k in self.with_volumes if k not in keys)
         return keys
 
@@ -85,11 +99,72 @@ class BatchSpec:
 
     request = to_request
 
+    def serve_from(self, pipeline: Any) -> Any:
+        """The batch for this spec from the built `pipeline` (what `request_batch` does).
+
+        The voxel size is RAW's upstream. GT_AFFINITIES asked for but not provided are
+        computed from GT_LABELS with the nearest-neighbour offsets (`-identity`), masked by
+        GT_MASK where provided; the prediction of a seed-era `Train` comes along with them.
+        """
+        from .engine import conform_batch, fresh_seed, node_rng
+        from .errors import PipelineRequestError
+
+        spec = pipeline.node.spec
+        raw = ArrayKeys.RAW
+        voxel_size = spec[raw].voxel_size if spec is not None and raw in spec else None
+        request = self.to_request(voxel_size=voxel_size)
+        gt = ArrayKeys.GT_AFFINITIES
+        if (
+            gt in request
+            and spec is not None
+            and PREDICTED_AFFINITIES in spec
+            and PREDICTED_AFFINITIES not in request
+        ):
+            request[PREDICTED_AFFINITIES] = request[gt].copy()
+        if spec is None or gt not in request or gt in spec:
+            return pipeline.request_batch(request)
+        labels = ArrayKeys.GT_LABELS
+        if labels not in spec:
+            raise PipelineRequestError(
+                f"BatchSpec: with_gt_affinities=True, but the pipeline provides neither {gt} "
+                f"nor {labels} to compute them from (it provides {sorted(spec)})"
+            )
+        node = _affinities_for(spec)
+        seed = fresh_seed()
+        upstream, ctx = node.prepare(request, node_rng(seed, (1 << 30,)))
+        upstream.random_seed = seed
+        batch = pipeline.request_batch(upstream)
+        batch = node.process(batch, ctx)
+        batch = conform_batch(node, batch, request)
+        batch.random_seed = seed
+        return batch
+
     def __repr__(self) -> str:
         return (
             f"BatchSpec(input_shape={self.input_shape}, output_shape={self.output_shape}, "
             f"keys={[ArrayKeys.RAW] + self.output_keys()})"
         )
+
+
+def _affinities_for(spec: Any) -> Any:
+    """AddAffinities (nearest neighbours) set up on `spec`, run outside a pipeline."""
+    import numpy as np
+
+    from .nodes.add_affinities import AddAffinities
+
+    labels = spec[ArrayKeys.GT_LABELS]
+    dims = labels.voxel_size.dims if labels.voxel_size is not None else 3
+    mask = ArrayKeys.GT_MASK if ArrayKeys.GT_MASK in spec else None
+    node = AddAffinities(
+        (-np.eye(dims, dtype=int)).tolist(),
+        labels=ArrayKeys.GT_LABELS,
+        affinities=ArrayKeys.GT_AFFINITIES,
+        labels_mask=mask,
+        affinities_mask=ArrayKeys.GT_AFFINITIES_MASK if mask is not None else None,
+    )
+    node.upstream_spec = spec
+    node.spec = node.setup(spec)
+    return node
 
 
 def __getattr__(name: str) -> Any:

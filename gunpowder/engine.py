@@ -15,7 +15,7 @@ import numpy as np
 
 from .batch import Batch
 from .errors import GunpowderError, PipelineRequestError, PipelineSetupError
-from .spec import ArrayKey, BatchRequest, ProviderSpec
+from .spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 
 if TYPE_CHECKING:  # the engine imports no node: it runs whatever has the node protocol
     from .node import Node
@@ -52,7 +52,7 @@ def run_request(p: Pipeline, request: BatchRequest, seed: int, path: tuple[int, 
             batch = node.provide(request, rng)
             elapsed = time.perf_counter() - t0
             _expect_batch(node, batch, "provide")
-            batch.profiling_stats.add(node.name, "provide", elapsed)
+            batch.profiling_stats.add(node.name, "provide", elapsed, t0)
         elif node.drives_upstream:
 
             def fetch(upstream_request: Any, index: int = 0) -> Batch:
@@ -64,11 +64,11 @@ def run_request(p: Pipeline, request: BatchRequest, seed: int, path: tuple[int, 
             batch = node.serve(request, rng, fetch)
             elapsed = time.perf_counter() - t0
             _expect_batch(node, batch, "serve")
-            batch.profiling_stats.add(node.name, "serve", elapsed)
+            batch.profiling_stats.add(node.name, "serve", elapsed, t0)
         else:
-            t0 = time.perf_counter()
+            t_prepare_start = time.perf_counter()
             upstream_request, ctx = node.prepare(request, rng)
-            t_prepare = time.perf_counter() - t0
+            t_prepare = time.perf_counter() - t_prepare_start
             if node.arity == 1:
                 up_batch = _request_upstream(
                     p.upstream[0], upstream_request, seed, path + (0,), node
@@ -85,15 +85,15 @@ def run_request(p: Pipeline, request: BatchRequest, seed: int, path: tuple[int, 
                     for i, (u, r) in enumerate(zip(p.upstream, upstream_request))
                 ]
                 stats = next((b.profiling_stats for b in up_batch if b is not None), None)
-            t0 = time.perf_counter()
+            t_process_start = time.perf_counter()
             batch = node.process(up_batch, ctx)
-            t_process = time.perf_counter() - t0
+            t_process = time.perf_counter() - t_process_start
             _expect_batch(node, batch, "process")
             if stats is not None and batch.profiling_stats is not stats:
                 stats.merge_with(batch.profiling_stats)
                 batch.profiling_stats = stats
-            batch.profiling_stats.add(node.name, "prepare", t_prepare)
-            batch.profiling_stats.add(node.name, "process", t_process)
+            batch.profiling_stats.add(node.name, "prepare", t_prepare, t_prepare_start)
+            batch.profiling_stats.add(node.name, "process", t_process, t_process_start)
     except GunpowderError as e:
         if not getattr(e, "node_name", None):
             e.node_name = node.name  # type: ignore[attr-defined]
@@ -153,12 +153,29 @@ def check_request(node: Node, request: BatchRequest) -> BatchRequest:
                 f"provided keys: {sorted(provided)}"
             )
         have = provided[key]
+        if type(spec) is not type(have):
+            raise PipelineRequestError(
+                f"{node.name}: {key} requested with a {type(spec).__name__}, but it is "
+                f"provided with a {type(have).__name__}"
+            )
         roi = spec.roi
+        _check_dims(node, key, spec, have)
         if roi is not None and have.roi is not None and not have.roi.contains(roi):
             raise PipelineRequestError(
                 f"{node.name}: {key} requested with ROI {roi}, which lies outside the provided "
                 f"ROI {have.roi}"
             )
+        if isinstance(key, GraphKey):
+            if (
+                spec.directed is not None
+                and have.directed is not None
+                and spec.directed != have.directed
+            ):
+                raise PipelineRequestError(
+                    f"{node.name}: {key} requested as a "
+                    f"{'directed' if spec.directed else 'undirected'} graph, but it is provided "
+                    f"{'directed' if have.directed else 'undirected'}"
+                )
         if isinstance(key, ArrayKey):
             vs = have.voxel_size
             if spec.voxel_size is not None and vs is not None and spec.voxel_size != vs:
@@ -167,11 +184,6 @@ def check_request(node: Node, request: BatchRequest) -> BatchRequest:
                     f"provided at voxel size {vs}"
                 )
             if roi is not None and vs is not None and not have.nonspatial:
-                if roi.dims != vs.dims:
-                    raise PipelineRequestError(
-                        f"{node.name}: {key} requested with a {roi.dims}D ROI {roi}, but it is "
-                        f"{vs.dims}D (voxel size {vs})"
-                    )
                 if not roi.unbounded and not (
                     roi.offset.is_multiple_of(vs) and roi.shape.is_multiple_of(vs)
                 ):
@@ -203,6 +215,32 @@ def check_request(node: Node, request: BatchRequest) -> BatchRequest:
     new = BatchRequest(random_seed=request.random_seed)
     new._specs = filled
     return new
+
+
+def _check_dims(node: Node, key: Any, spec: Any, have: Any) -> None:
+    """A request's ROI and voxel size must have as many dimensions as what is provided."""
+    dims = {
+        what: value.dims
+        for what, value in (
+            ("ROI", have.roi),
+            ("voxel size", getattr(have, "voxel_size", None)),
+        )
+        if value is not None
+    }
+    if not dims or getattr(have, "nonspatial", False):
+        return
+    provided_dims = next(iter(dims.values()))
+    for what, value in (("ROI", spec.roi), ("voxel size", getattr(spec, "voxel_size", None))):
+        if value is not None and value.dims != provided_dims:
+            described = ", ".join(
+                f"{w} {v}"
+                for w, v in (("ROI", have.roi), ("voxel size", getattr(have, "voxel_size", None)))
+                if v is not None
+            )
+            raise PipelineRequestError(
+                f"{node.name}: {key} requested with a {value.dims}D {what} {value}, but it is "
+                f"provided in {provided_dims}D ({described})"
+            )
 
 
 def conform_batch(node: Node, batch: Batch, request: BatchRequest) -> Batch:

@@ -1,7 +1,9 @@
 """`Graph` (points and skeletons: `Node`s with a world location, `Edge`s) as a batch value.
 
-Locations are float64 world units (nm), so augmentations move points with sub-voxel precision.
-A node lies inside a ROI when `begin <= location < end` on every bounded axis (as
+Locations are world units (nm). A graph stores them in its spec's `dtype` (float32 by default,
+as 1.x; `GraphSpec(dtype=np.float64)` keeps more precision); every operation that creates a
+location (trim's border nodes, moves) rounds it into that dtype first and decides inside/outside
+on the stored value, so a node never lands outside the ROI it was put in. A node lies inside a ROI when `begin <= location < end` on every bounded axis (as
 `Roi.contains`). `crop(roi)` keeps exactly the nodes inside; `crop(roi, trim=True)` (or
 `trim(roi)`) also keeps edges that leave the ROI, ending them in new *temporary* nodes on the
 ROI's border. `locations`/`node_ids` give all nodes at once for vectorised maths.
@@ -21,20 +23,26 @@ from .spec import GraphKey, GraphKeys, GraphSpec
 
 
 class Node:
-    """A graph node: integer `id`, `location` (float64 world units), `attrs` (a dict).
+    """A graph node: integer `id`, `location` (a float array, world units), `attrs` (a dict).
 
-    `temporary` marks nodes created by `Graph.trim` on a ROI border.
+    `temporary` marks nodes created by `Graph.trim` on a ROI border; `original_id` is the id,
+    or None for such nodes (as 1.x). As in 1.x, `node.<name>` reads and writes `attrs[name]`
+    for names that are not the node's own fields. A free node keeps a float location's dtype
+    (other inputs become float64); a graph casts its nodes to the graph's dtype.
     """
 
     __slots__ = ("id", "_location", "temporary", "attrs")
+    _FIELDS = frozenset(__slots__) | {"location"}
 
     def __init__(
         self, id: int, location: Any, temporary: bool = False, attrs: dict | None = None
     ) -> None:
-        self.id = int(id)
+        object.__setattr__(self, "attrs", {} if attrs is None else dict(attrs))
+        for name in ("id", "location", "temporary"):  # 1.x keeps these in attrs too
+            self.attrs.pop(name, None)
+        object.__setattr__(self, "id", int(id))
         self.location = location
-        self.temporary = bool(temporary)
-        self.attrs = {} if attrs is None else dict(attrs)
+        object.__setattr__(self, "temporary", bool(temporary))
 
     @property
     def location(self) -> np.ndarray:
@@ -42,10 +50,48 @@ class Node:
 
     @location.setter
     def location(self, value: Any) -> None:
-        loc = np.array(value, dtype=np.float64).reshape(-1)
+        loc = np.asarray(value)
+        dtype = loc.dtype if np.issubdtype(loc.dtype, np.floating) else np.float64
+        loc = np.array(loc, dtype=dtype).reshape(-1)
         if not np.all(np.isfinite(loc)):
             raise ValueError(f"node {self.id}: location must be finite, got {tuple(loc)}")
-        self._location = loc
+        object.__setattr__(self, "_location", loc)
+
+    @property
+    def original_id(self) -> int | None:
+        """The id, None for temporary (border) nodes: they have no node in the source."""
+        return None if self.temporary else self.id
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: a 1.x attribute such as node.radius
+        if name.startswith("__") or name in Node._FIELDS:
+            raise AttributeError(name)
+        try:
+            return object.__getattribute__(self, "attrs")[name]
+        except (KeyError, AttributeError):
+            raise AttributeError(
+                f"Node {self.id} has no attribute {name!r} (attrs: {sorted(self.attrs)})"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in Node._FIELDS:
+            if name == "id":
+                value = int(value)
+            elif name == "temporary":
+                value = bool(value)
+            if name == "location":
+                Node.location.fset(self, value)
+            else:
+                object.__setattr__(self, name, value)
+        else:
+            self.attrs[name] = value
+
+    def __getstate__(self) -> tuple:
+        return (self.id, self._location, self.temporary, self.attrs)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(("id", "_location", "temporary", "attrs"), state):
+            object.__setattr__(self, name, value)
 
     @property
     def all(self) -> dict:
@@ -53,7 +99,9 @@ class Node:
         return {**self.attrs, "id": self.id, "location": self.location, "temporary": self.temporary}
 
     def copy(self) -> Node:
-        return Node(self.id, self._location, self.temporary, _copy.deepcopy(self.attrs))
+        new = Node.__new__(Node)
+        new.__setstate__((self.id, self._location.copy(), self.temporary, _copy.deepcopy(self.attrs)))
+        return new
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -89,6 +137,10 @@ class Edge:
 
     def copy(self) -> Edge:
         return Edge(self.u, self.v, _copy.deepcopy(self.attrs))
+
+    def __iter__(self) -> Iterator[int]:
+        """`u, v = edge` (as 1.x)."""
+        return iter((self.u, self.v))
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -179,17 +231,45 @@ def clip_segments(
     return t0, t1, hit
 
 
-def _into_roi(points: np.ndarray, roi: Roi) -> np.ndarray:
-    """Points on the closed box of `roi` moved into the half-open ROI (upper faces nudged in)."""
+def _into_roi(points: np.ndarray, roi: Roi, dtype: Any = np.float64) -> np.ndarray:
+    """Points on the closed box of `roi` as `dtype` values inside the half-open ROI.
+
+    The bounds are the `dtype` values nearest inside (upper faces nudged in, and bounds that
+    `dtype` can not represent rounded inwards), so the stored location is inside the ROI.
+    """
+    dtype = np.dtype(dtype)
     begin, end = _bounds(roi)
-    return np.clip(points, begin, np.nextafter(end, -np.inf))
+    if not np.issubdtype(dtype, np.floating):
+        lo = np.where(np.isfinite(begin), np.ceil(begin), np.iinfo(dtype).min)
+        hi = np.where(np.isfinite(end), np.ceil(end) - 1, np.iinfo(dtype).max)
+        return np.clip(np.round(points), lo, hi).astype(dtype)
+    lo = begin.astype(dtype)
+    lo = np.where(lo < begin, np.nextafter(lo, dtype.type(np.inf)), lo)
+    hi = end.astype(dtype)
+    hi = np.where(hi >= end, np.nextafter(hi, dtype.type(-np.inf)), hi)
+    return np.clip(points.astype(dtype), lo, hi)
+
+
+class _ListIter(list):
+    """A list that is also its own iterator: `graph.nodes` is a generator in 1.x
+    (`next(graph.nodes)`), a list here (`len`, indexing)."""
+
+    _pos = 0
+
+    def __next__(self) -> Any:
+        if self._pos >= len(self):
+            raise StopIteration
+        self._pos += 1
+        return self[self._pos - 1]
 
 
 class Graph:
     """Nodes and edges with a `GraphSpec` (ROI, directed). `Graph(nodes, edges, spec)`.
 
     Mutable like 1.x (`add_node`, `remove_node`, `add_edge`, `node.location = ...`);
-    `crop`, `trim`, `copy` and `with_locations` return new graphs sharing nothing.
+    `crop`, `trim`, `copy` and `with_locations` return new graphs sharing nothing. Node
+    locations are stored as `spec.dtype` (float32 by default, as 1.x): `add_node` casts the
+    node it is given.
     """
 
     def __init__(
@@ -278,6 +358,11 @@ class Graph:
         return self.spec.roi
 
     @property
+    def dtype(self) -> np.dtype:
+        """The dtype node locations are stored in (`spec.dtype`; float32 by default)."""
+        return np.dtype(self.spec.dtype)
+
+    @property
     def dims(self) -> int | None:
         if self.spec.roi is not None:
             return self.spec.roi.dims
@@ -286,11 +371,14 @@ class Graph:
 
     @property
     def nodes(self) -> list[Node]:
-        return list(self._nodes.values())
+        """The nodes (the graph's own objects: changing one changes the graph), as a list that
+        is also an iterator (`next(graph.nodes)` works as with 1.x's generator)."""
+        return _ListIter(self._nodes.values())
 
     @property
     def edges(self) -> list[Edge]:
-        return list(self._edges.values())
+        """The edges, as a list that is also an iterator (see `nodes`)."""
+        return _ListIter(self._edges.values())
 
     def num_vertices(self) -> int:
         return len(self._nodes)
@@ -333,20 +421,27 @@ class Graph:
 
     @property
     def locations(self) -> np.ndarray:
-        """All node locations (N, dims) float64 (a copy), in the order of `node_ids`."""
+        """All node locations (N, dims) as `dtype` (a copy), in the order of `node_ids`."""
         if not self._nodes:
-            return np.zeros((0, self.dims or 0))
-        return np.stack([n.location for n in self._nodes.values()])
+            return np.zeros((0, self.dims or 0), dtype=self.dtype)
+        return np.stack([n.location for n in self._nodes.values()]).astype(self.dtype, copy=False)
+
+    def _store(self, node: Node, location: Any) -> None:
+        """Set `node`'s location to `location` cast to the graph's dtype (checked finite)."""
+        loc = np.asarray(location)
+        if not np.all(np.isfinite(loc)):
+            raise ValueError(f"node {node.id}: location must be finite, got {tuple(loc)}")
+        object.__setattr__(node, "_location", np.array(loc, dtype=self.dtype).reshape(-1))
 
     def set_locations(self, locations: Any) -> Graph:
-        """Move every node (rows in `node_ids` order) in place; returns self."""
-        locations = np.asarray(locations, dtype=np.float64)
+        """Move every node (rows in `node_ids` order, cast to `dtype`) in place; returns self."""
+        locations = np.asarray(locations)
         if locations.shape[0] != len(self._nodes):
             raise ValueError(
                 f"set_locations got {locations.shape[0]} locations for {len(self._nodes)} nodes"
             )
         for node, loc in zip(self._nodes.values(), locations):
-            node.location = loc
+            self._store(node, loc)
         return self
 
     def with_locations(self, locations: Any, roi: Roi | None = None) -> Graph:
@@ -383,6 +478,8 @@ class Graph:
             raise ValueError(
                 f"node {node.id} has a {len(node.location)}D location, the graph is {dims}D"
             )
+        if node.location.dtype != self.dtype:
+            self._store(node, node.location)
         self._nodes[node.id] = node
 
     def add_nodes(self, nodes: Iterable[Node]) -> None:
@@ -407,7 +504,7 @@ class Graph:
         self._edges.pop(self._edge_key(edge.u, edge.v), None)
 
     def neighbors(self, node: Node | int) -> list[Node]:
-        """Nodes connected to `node` by an edge in either direction."""
+        """Nodes connected to `node` by an edge in either direction (as 1.x: Nodes)."""
         nid = node.id if isinstance(node, Node) else int(node)
         out = []
         for u, v in self._edges:
@@ -417,17 +514,19 @@ class Graph:
                 out.append(self._nodes[u])
         return out
 
-    def successors(self, node: Node | int) -> list[Node]:
+    def successors(self, node: Node | int) -> list[int]:
+        """Ids of the nodes `node` has an edge to (all neighbours if undirected; ids, as 1.x)."""
         nid = node.id if isinstance(node, Node) else int(node)
         if not self.directed:
-            return self.neighbors(nid)
-        return [self._nodes[v] for u, v in self._edges if u == nid]
+            return [n.id for n in self.neighbors(nid)]
+        return [v for u, v in self._edges if u == nid]
 
-    def predecessors(self, node: Node | int) -> list[Node]:
+    def predecessors(self, node: Node | int) -> list[int]:
+        """Ids of the nodes with an edge to `node` (all neighbours if undirected)."""
         nid = node.id if isinstance(node, Node) else int(node)
         if not self.directed:
-            return self.neighbors(nid)
-        return [self._nodes[u] for u, v in self._edges if v == nid]
+            return [n.id for n in self.neighbors(nid)]
+        return [u for u, v in self._edges if v == nid]
 
     def in_degree(self) -> dict[int, int]:
         degree = dict.fromkeys(self._nodes, 0)
@@ -443,8 +542,8 @@ class Graph:
         nid = node.id if isinstance(node, Node) else int(node)
         if nid not in self._nodes:
             return
-        preds = [n.id for n in self.predecessors(nid)]
-        succs = [n.id for n in self.successors(nid)]
+        preds = self.predecessors(nid)
+        succs = self.successors(nid)
         for key in [k for k in self._edges if nid in k]:
             del self._edges[key]
         del self._nodes[nid]
@@ -457,6 +556,8 @@ class Graph:
     def shift(self, offset: Any) -> Graph:
         """Move every node and the ROI by `offset` (world units), in place; returns self."""
         offset_arr = np.asarray(offset, dtype=np.float64).reshape(-1)
+        if len(offset_arr) == 1 and (self.dims or 1) > 1:
+            offset_arr = np.full(self.dims, offset_arr[0])
         if self.spec.roi is not None:
             if not np.all(offset_arr == np.round(offset_arr)):
                 raise ValueError(
@@ -465,7 +566,7 @@ class Graph:
                 )
             self.spec = self.spec.replace(roi=self.spec.roi.shift(Coordinate(offset_arr)))
         for node in self._nodes.values():
-            node.location = node.location + offset_arr
+            self._store(node, node.location + offset_arr)
         return self
 
     # components ---------------------------------------------------------------------------
@@ -496,12 +597,23 @@ class Graph:
                 self._nodes[nid].attrs["component"] = i
 
     # cropping ----------------------------------------------------------------------------
-    def crop(self, roi: Roi, trim: bool = False) -> Graph:
-        """A new graph with exactly the nodes inside `roi` and the edges between them.
+    def crop(
+        self,
+        roi: Roi,
+        trim: bool = False,
+        exact: bool = False,
+        new_ids_from: int | None = None,
+    ) -> Graph:
+        """A new graph with the nodes inside `roi`; the spec's ROI becomes `roi`.
 
-        With `trim=True`, every edge that crosses the ROI's border is kept too: its outside
-        end is replaced by a new temporary node (new id, attributes of the node it replaces)
-        where the edge meets the border. The spec's ROI becomes `roi`.
+        As 1.x, `crop(roi)` also keeps the *dangling* nodes: outside nodes with an edge to an
+        inside node, with those edges (edges between two outside nodes are dropped), so a
+        later `trim` can still cut them at the border. `exact=True` keeps exactly the nodes
+        inside and the edges between them. `trim=True` (`trim(roi)`) keeps every edge that
+        crosses the ROI's border but replaces its outside end by a new temporary node
+        (attributes of the node it replaces) where the edge meets the border; new ids count
+        up from `new_ids_from` (default: this graph's largest id + 1), in edge order, so
+        cropping a graph or a part of it holding the same crossing edges gives the same ids.
         """
         if not isinstance(roi, Roi):
             raise TypeError(f"Graph.crop needs a Roi, got {type(roi).__name__}")
@@ -514,29 +626,40 @@ class Graph:
         if locs.shape[1] != roi.dims:
             raise ValueError(f"can not crop a {locs.shape[1]}D graph to the {roi.dims}D ROI {roi}")
         inside = dict(zip(ids.tolist(), inside_mask(locs, roi).tolist()))
+        keep = dict(inside)
+        dangling = not (trim or exact)
+        if dangling:
+            for u, v in self._edges:
+                if inside[u] or inside[v]:
+                    keep[u] = keep[v] = True
         for nid, node in self._nodes.items():
-            if inside[nid]:
-                new._nodes[nid] = node.copy()
+            if keep[nid]:
+                copied = node.copy()
+                if copied._location.dtype != new.dtype:
+                    new._store(copied, copied._location)
+                new._nodes[nid] = copied
         crossing = []
         for key, edge in self._edges.items():
             u_in, v_in = inside[edge.u], inside[edge.v]
-            if u_in and v_in:
+            if (u_in and v_in) or (dangling and (u_in or v_in)):
                 new._edges[key] = edge.copy()
             elif trim:
                 crossing.append(edge)
         if crossing:
-            self._add_boundary_edges(new, crossing, roi, inside, int(ids.max()) + 1)
+            first = int(ids.max()) + 1 if new_ids_from is None else int(new_ids_from)
+            self._add_boundary_edges(new, crossing, roi, inside, first)
         return new
 
     def _add_boundary_edges(
         self, new: Graph, crossing: list[Edge], roi: Roi, inside: dict, next_id: int
     ) -> None:
-        start = np.stack([self._nodes[e.u].location for e in crossing])
-        stop = np.stack([self._nodes[e.v].location for e in crossing])
+        start = np.stack([self._nodes[e.u].location for e in crossing]).astype(np.float64)
+        stop = np.stack([self._nodes[e.v].location for e in crossing]).astype(np.float64)
         t0, t1, hit = clip_segments(start, stop, roi)
+        t0, t1 = np.where(hit, t0, 0.0), np.where(hit, t1, 0.0)  # misses: any finite value
         d = stop - start
-        a = _into_roi(start + t0[:, None] * d, roi)
-        b = _into_roi(start + t1[:, None] * d, roi)
+        a = _into_roi(start + t0[:, None] * d, roi, new.dtype)
+        b = _into_roi(start + t1[:, None] * d, roi, new.dtype)
         mid = start + (0.5 * (t0 + t1))[:, None] * d
         mid_in = inside_mask(mid, roi)
         fresh = itertools.count(next_id)
@@ -550,14 +673,18 @@ class Graph:
                     ends.append(end_id)
                     continue
                 nid = next(fresh)
+                while nid in new._nodes or nid in self._nodes:
+                    nid = next(fresh)
                 attrs = _copy.deepcopy(self._nodes[end_id].attrs)
-                new._nodes[nid] = Node(nid, loc, temporary=True, attrs=attrs)
+                node = Node(nid, np.zeros(0), temporary=True, attrs=attrs)
+                object.__setattr__(node, "_location", loc)
+                new._nodes[nid] = node
                 ends.append(nid)
             new._edges[new._edge_key(*ends)] = Edge(ends[0], ends[1], _copy.deepcopy(edge.attrs))
 
-    def trim(self, roi: Roi) -> Graph:
+    def trim(self, roi: Roi, new_ids_from: int | None = None) -> Graph:
         """`crop(roi, trim=True)`: nodes inside plus edges leaving the ROI cut at its border."""
-        return self.crop(roi, trim=True)
+        return self.crop(roi, trim=True, new_ids_from=new_ids_from)
 
     # merging -----------------------------------------------------------------------------
     def merge(self, other: Graph, copy_from_self: bool = False, copy: bool = False) -> Graph:

@@ -219,6 +219,9 @@ class Pipeline(Composable):
                 "request_batch called on a pipeline that is not built: use "
                 "`with gp.build(pipeline): pipeline.request_batch(request)`"
             )
+        serve = getattr(request, "serve_from", None)
+        if serve is not None and not isinstance(request, ProviderSpec):
+            return serve(self)  # a seed-era BatchSpec: it may add targets (affinities) itself
         request = _as_request(self, request)
         seed = getattr(request, "random_seed", None)
         seed = fresh_seed() if seed is None else seed

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -172,8 +172,29 @@ def block_request(
     return reference
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of `error` on one line (a listing after a colon is kept, joined)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text or type(error).__name__
+
+
+def _positive_shape(name: str, shape: Sequence[int] | None) -> None:
+    if shape is not None and any(s < 1 for s in shape):
+        raise ValueError(f"{name} must be positive voxel counts, got {' '.join(map(str, shape))}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m gunpowder.predict",
         description="Predict on a whole volume, blockwise on Dask; reruns resume.",
     )
@@ -200,12 +221,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 failed blocks, 130 Ctrl-C)."""
+    """Run the command line; returns the exit status: 0 ok, 1 failed blocks, 2 a usage or
+    input error (one line on stderr: a missing file or dataset, bad shapes, a model that
+    can not be loaded or run on the block), 130 Ctrl-C."""
     from .blockwise import BlockwiseInterrupted, make_plan, run_blockwise
+    from .errors import GunpowderError
     from .pipeline import build
 
     args = _parser().parse_args(argv)
     try:
+        _positive_shape("--input-shape", args.input_shape)
+        _positive_shape("--output-shape", args.output_shape)
+        _positive_shape("--chunk-shape", args.chunk_shape)
+        if args.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {args.workers}")
+        if args.retries < 0:
+            raise ValueError(f"--retries must be >= 0, got {args.retries}")
+        if args.max_in_flight is not None and args.max_in_flight < 1:
+            raise ValueError(f"--max-in-flight must be >= 1, got {args.max_in_flight}")
         out_container, out_dataset, out_kind = split_dataset_path(args.output)
         if out_kind != "zarr":
             raise ValueError(f"--output must be a zarr dataset (out.zarr/name), got {args.output}")
@@ -218,7 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(args.input_shape) != dims:
             raise ValueError(f"--input-shape needs {dims} values, got {args.input_shape}")
         if args.output_shape is None:
-            output_shape = output_shape_of(factory(), args.input_shape, args.in_channels)
+            try:
+                output_shape = output_shape_of(factory(), args.input_shape, args.in_channels)
+            except RuntimeError as e:  # torch: the network does not take this block
+                raise ValueError(
+                    f"the network can not run on an input block of "
+                    f"{' '.join(map(str, args.input_shape))} voxels with {args.in_channels} "
+                    f"channel(s) (--input-shape, --in-channels): {_one_line(e)}"
+                ) from e
         else:
             output_shape = Coordinate(args.output_shape)
         reference = block_request(args.input_shape, output_shape, raw_spec.voxel_size)
@@ -228,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             provided, reference, {PREDICTION: out_dataset}, out_container,
             chunk_shape=args.chunk_shape,
         )  # fmt: skip
-    except (ValueError, OSError) as e:
-        print(f"gunpowder.predict: {e}", file=sys.stderr)
+    except (ValueError, OSError, ImportError, GunpowderError) as e:
+        print(f"gunpowder.predict: {_one_line(e)}", file=sys.stderr)
         return 2
     pipeline = partial(
         predict_pipeline, factory_spec(args.model), args.input, args.checkpoint,
@@ -247,8 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BlockwiseInterrupted as e:
         print(e.summary, file=sys.stderr)
         return 130
-    except ValueError as e:
-        print(f"gunpowder.predict: {e}", file=sys.stderr)
+    except (ValueError, GunpowderError) as e:
+        print(f"gunpowder.predict: {_one_line(e)}", file=sys.stderr)
         return 2
     print(summary, file=sys.stderr)
     return 0 if summary.ok else 1

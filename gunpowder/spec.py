@@ -154,13 +154,14 @@ class ArraySpec:
         return new
 
     def update_with(self, other: ArraySpec) -> ArraySpec:
-        """Fields of `other` that are not None override this spec's (a new spec)."""
-        new = self.copy()
-        for name in self.__slots__:
-            value = getattr(other, name)
-            if value is not None and not (name in ("nonspatial", "placeholder") and value is False):
-                setattr(new, name, value)
-        return new
+        """Update this spec in place with `other` (1.x) and return it.
+
+        The ROI becomes the union of both (or `other`'s if this one has none); every other
+        field of `other` that is not None overrides this spec's. For a changed copy use
+        `spec.copy().update_with(other)` or `replace`.
+        """
+        _update_spec(self, other)
+        return self
 
     def _values(self) -> tuple:
         return tuple(getattr(self, n) for n in self.__slots__)
@@ -209,12 +210,9 @@ class GraphSpec:
         return new
 
     def update_with(self, other: GraphSpec) -> GraphSpec:
-        new = self.copy()
-        for name in self.__slots__:
-            value = getattr(other, name)
-            if value is not None and not (name == "placeholder" and value is False):
-                setattr(new, name, value)
-        return new
+        """Update this spec in place with `other` (as `ArraySpec.update_with`) and return it."""
+        _update_spec(self, other)
+        return self
 
     def _values(self) -> tuple:
         return tuple(getattr(self, n) for n in self.__slots__)
@@ -232,6 +230,26 @@ class GraphSpec:
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
         return f"GraphSpec({fields})"
+
+
+def _update_spec(spec: Any, other: Any) -> None:
+    if not isinstance(other, type(spec)):
+        raise TypeError(
+            f"{type(spec).__name__}.update_with needs a {type(spec).__name__}, "
+            f"got {type(other).__name__}"
+        )
+    for name in spec.__slots__:
+        value = getattr(other, name)
+        if value is None:
+            continue
+        if name == "roi" and spec.roi is not None:
+            if spec.roi.dims != value.dims:
+                raise ValueError(
+                    f"{type(spec).__name__}.update_with: can not unite the {spec.roi.dims}D "
+                    f"ROI {spec.roi} with the {value.dims}D ROI {value}"
+                )
+            value = spec.roi.union(value)
+        setattr(spec, name, value)
 
 
 Key = Union[ArrayKey, GraphKey]
@@ -350,10 +368,25 @@ class ProviderSpec(MutableMapping):
         return new
 
     def update_with(self, other: ProviderSpec) -> ProviderSpec:
-        """A copy where the keys of `other` are added or replaced by its specs."""
+        """A copy with the keys of `other` added; a key in both gets its spec updated with
+        `other`'s (`ArraySpec.update_with`: union of the ROIs, other fields from `other`),
+        as 1.x `BatchRequest.update_with`. This spec is not changed."""
+        if not isinstance(other, ProviderSpec):
+            raise TypeError(
+                f"{type(self).__name__}.update_with needs a ProviderSpec or BatchRequest, "
+                f"got {type(other).__name__}"
+            )
         new = self.copy()
         for k, v in other.items():
-            new[k] = v
+            if k in new._specs:
+                if type(new._specs[k]) is not type(v):
+                    raise TypeError(
+                        f"{k}: can not update a {type(new._specs[k]).__name__} "
+                        f"with a {type(v).__name__}"
+                    )
+                new._specs[k].update_with(v)
+            else:
+                new[k] = v
         return new
 
     def remove_placeholders(self) -> None:

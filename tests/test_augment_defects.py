@@ -174,6 +174,6 @@ def test_shift_moves_points_with_their_section():
     assert graph.spec.roi == roi and shifts.any()
     for node_id, location in zip(graph.node_ids, graph.locations):
         z = int(node_id)
-        np.testing.assert_allclose(location[1:], locations[z, 1:] - shifts[z])
+        np.testing.assert_allclose(location[1:], locations[z, 1:] + shifts[z, 1:])
     out = run(ShiftAugment(prob_shift=1.0, sigma=8, p=0.0), {RAW: source})[RAW].data
     assert out.shape == shape

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from test_elastic_augment import Arrays
 
 import gunpowder as gp
-from gunpowder.errors import PipelineRequestError
+from gunpowder.errors import PipelineRequestError, PipelineSetupError
 from gunpowder.graph import Graph
 from gunpowder.nodes import SimpleAugment
 from gunpowder.transforms.augment_simple import allowed_permutations, permutation_weights
@@ -154,7 +154,7 @@ def test_probability_and_errors():
     with pytest.raises(PipelineRequestError, match="voxel sizes"):
         with gp.build(Arrays({A: source}) + SimpleAugment(transpose_only=[0, 1])) as pipeline:
             pipeline.request_batch(request)
-    with pytest.raises(PipelineRequestError, match="mirror_probs"):
+    with pytest.raises(PipelineSetupError, match="SimpleAugment: mirror_probs"):
         with gp.build(Arrays({A: source}) + SimpleAugment(mirror_probs=[1, 1])) as pipeline:
             pipeline.request_batch(request)
 

@@ -58,7 +58,7 @@ def test_unet_shape_arithmetic_matches_torch(cremi):
     assert unet.output_shape((5, 45, 44)) is None  # odd size before pooling
 
 
-def test_demo_runs_end_to_end(cremi, tmp_path):
+def test_demo_runs_end_to_end(cremi, tmp_path, capsys):
     demo = cremi["demo"]
     summary = demo.run(
         tmp_path,
@@ -80,4 +80,33 @@ def test_demo_runs_end_to_end(cremi, tmp_path):
         "volumes/predicted_affinities"
     ]
     assert pred.shape[0] == 3 and tuple(pred.attrs["resolution"]) == (40, 4, 4)
+    seg = summary["segmentation"]
+    for key in ("voi_split", "voi_merge", "arand", "best_voi"):
+        assert np.isfinite(seg[key]) and seg[key] >= 0
+    assert 0 <= seg["arand"] <= 1 and seg["objects"] > 1 and seg["fragments"] >= seg["segments"]
+    assert seg["best_voi"] <= seg["voi"] + 1e-12
+    assert set(seg["sweep"]) == {str(t) for t in demo.SWEEP}
     demo.print_summary(summary)
+    out = capsys.readouterr().out
+    assert "VOI split" in out and "ARAND" in out
+
+
+def test_segmentation_of_perfect_affinities_scores_zero(cremi):
+    """The demo's segmentation step on the held-out labels' own affinities: perfect."""
+    import gunpowder as gp
+    from gunpowder.transforms.labels import seg_to_affinities
+
+    demo = cremi["demo"]
+    _, labels = cremi["make_volume"].make_volume((8, 64, 64), seed=4)
+    voxel_size = gp.Coordinate(40, 4, 4)
+    spec = gp.ArraySpec(roi=gp.Roi((0, 0, 0), gp.Coordinate(8, 64, 64) * voxel_size),
+                        voxel_size=voxel_size)  # fmt: skip
+    inner = gp.Roi((40, 4, 4), gp.Coordinate(7, 63, 63) * voxel_size)
+    affs = seg_to_affinities(labels, demo.NEIGHBORHOOD, np.float32)
+    seg, m = demo.segment_and_evaluate(
+        gp.Array(affs, spec.replace(roi=inner)), gp.Array(labels, spec)
+    )
+    # the generated neurons may touch themselves only diagonally (two pieces in 6-connectivity):
+    # those splits are all the VOI there is; no merges
+    assert m["voi_merge"] == 0.0 and m["voi_split"] < 0.05 and m["arand"] < 0.01
+    assert seg.spec.roi == inner and seg.data.dtype == np.uint64

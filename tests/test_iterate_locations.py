@@ -78,13 +78,15 @@ def expected_visits(locations, ids, roi, n, region=VOLUME):
 
 
 def check_batch(batch, roi, location, node, shift):
-    assert int(batch[NODE_ID].data) == node
+    assert batch[NODE_ID].data.shape == (1,) and int(batch[NODE_ID].data[0]) == node
     assert batch[RAW].spec.roi == roi
     voxels = (roi.shift(shift) / VS).to_slices()
     np.testing.assert_array_equal(batch[RAW].data, DATA[voxels])
     if POINTS in batch:
         moved = batch[POINTS].node(node).location
-        np.testing.assert_allclose(moved, np.asarray(location) - np.asarray(shift))
+        # locations are float32 (the graph's dtype, as 1.x)
+        expected = np.asarray(location, np.float32).astype(float) - np.asarray(shift)
+        np.testing.assert_allclose(moved, expected, rtol=0, atol=1e-5)
         assert roi.contains(tuple(moved))
 
 
@@ -129,7 +131,7 @@ def test_roi_restricts_the_nodes(locations, begin, read_graph):
             with pytest.raises(gp.PipelineRequestError, match="no node in"):
                 p.request_batch(make_request(roi))
             return
-        seen = [int(p.request_batch(make_request(roi))[NODE_ID].data) for _ in inside * 2]
+        seen = [int(p.request_batch(make_request(roi))[NODE_ID].data[0]) for _ in inside * 2]
     assert seen == [ids[i] for i in inside] * 2
 
 
@@ -143,8 +145,8 @@ def test_random_choice_depends_on_the_seed_only(locations, seed):
         a = p.request_batch(make_request(roi, seed))
         p.request_batch(make_request(roi, seed + 1))
         b = p.request_batch(make_request(roi, seed))
-    node = int(a[NODE_ID].data)
-    assert node == int(b[NODE_ID].data) and node in ids
+    node = int(a[NODE_ID].data[0])
+    assert node == int(b[NODE_ID].data[0]) and node in ids
     i = ids.index(node)
     shift, ok = placement(locations[i], roi)
     assert ok
@@ -156,7 +158,7 @@ def test_nodes_that_can_not_hold_the_request_are_skipped_with_a_warning(caplog):
     roi = gp.Roi((0, 0), (10, 10))  # fits only around the middle node
     p = pipeline(locations, [1, 2, 3])
     with gp.build(p), caplog.at_level(logging.WARNING):
-        seen = [int(p.request_batch(make_request(roi))[NODE_ID].data) for _ in range(3)]
+        seen = [int(p.request_batch(make_request(roi))[NODE_ID].data[0]) for _ in range(3)]
     assert seen == [2, 2, 2]
     assert "outside the upstream data" in caplog.text
 
@@ -166,7 +168,7 @@ def test_node_id_alone_still_steps_through_the_nodes():
     r = gp.BatchRequest(random_seed=0)
     r[NODE_ID] = gp.ArraySpec(nonspatial=True)
     with gp.build(p):
-        seen = [int(p.request_batch(r)[NODE_ID].data) for _ in range(4)]
+        seen = [int(p.request_batch(r)[NODE_ID].data[0]) for _ in range(4)]
     assert seen == [11, 12, 11, 12]
 
 
@@ -175,7 +177,7 @@ def test_a_new_build_starts_again_and_a_pickled_node_works():
     roi = gp.Roi((0, 0), (2, 2))
     for _ in range(2):
         with gp.build(p):
-            assert int(p.request_batch(make_request(roi))[NODE_ID].data) == 11
+            assert int(p.request_batch(make_request(roi))[NODE_ID].data[0]) == 11
     node = pickle.loads(pickle.dumps(IterateLocations(POINTS, node_id=NODE_ID)))
     assert node._counter_lock is not None
 
@@ -203,4 +205,4 @@ def test_unbounded_graph_without_point_index_asks_for_a_roi():
     p = (raw, points) + MergeProvider() + IterateLocations(POINTS, roi=VOLUME, node_id=NODE_ID)
     with gp.build(p):
         batch = p.request_batch(make_request(gp.Roi((0, 0), (2, 2)), with_points=False))
-    assert int(batch[NODE_ID].data) == 1
+    assert int(batch[NODE_ID].data[0]) == 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import gunpowder as gp
 from gunpowder.graph import Graph
 from gunpowder.nodes import GraphSource, MergeProvider, RandomLocation, Reject, SpecifiedLocation
-from gunpowder.nodes._location import MaskSummary
+from gunpowder.nodes._location import LazyMaskSummary, MaskSummary
 
 RAW = gp.ArrayKey("RAW")
 MASK = gp.ArrayKey("LOC_MASK")
@@ -247,6 +247,77 @@ def test_mask_is_read_blockwise_once_then_only_request_sized():
         for s in range(20):
             pipeline.request_batch(request({RAW: roi}, s))
     assert all(r.size <= roi.size for r in msk.seen)
+
+
+@settings(max_examples=15)
+@given(st.integers(0, 2**32), st.sampled_from([0.1, 0.5, 0.9]), st.sampled_from([2**21, 7]))
+def test_a_lazy_mask_summary_gives_the_locations_of_the_full_one(seed, min_masked, blocks):
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((6, 9, 8)) < rng.uniform(0.3, 0.9)).astype(np.uint8)
+    roi = gp.Roi((0, 0, 0), (4, 6, 4))
+    shifts = {}
+    for lazy in (False, True):
+        pipeline, raw, msk, node = mask_pipeline(mask, min_masked=min_masked, mask=MASK)
+        node.mask_summary_blocks = blocks
+        node.mask_eager_voxels = 0 if lazy else 2**40
+        with gp.build(pipeline):
+            try:
+                shifts[lazy] = [
+                    tuple(pipeline.request_batch(request({RAW: roi}, seed + s))[SHIFT].data)
+                    for s in range(12)
+                ]
+            except gp.PipelineRequestError:
+                shifts[lazy] = "no location"
+            summary_type = type(node._summary).__name__
+        assert summary_type == ("LazyMaskSummary" if lazy else "MaskSummary")
+    assert shifts[True] == shifts[False]
+
+
+def test_a_lazy_mask_summary_reads_about_one_request_for_the_first_batch():
+    mask = np.ones((40, 64, 64), np.uint8)
+    pipeline, raw, msk, node = mask_pipeline(mask, min_masked=0.5, mask=MASK)
+    node.mask_eager_voxels = 1000
+    node.mask_summary_blocks = 4096
+    roi = gp.Roi((0, 0, 0), (8, 16, 16))
+    with gp.build(pipeline):
+        pipeline.request_batch(request({RAW: roi}, 1))
+        read = sum(r.size for r in msk.seen)
+        assert 0 < read <= 8 * roi.size  # a request grown to whole blocks, not the mask
+        assert read < msk.array.spec.roi.size / 20
+        summary = node._summary
+        for s in range(30):
+            pipeline.request_batch(request({RAW: roi}, s))
+        assert summary.known.any() and not summary.known.all()
+
+
+def test_lazy_mask_summary_bounds_contain_the_exact_fraction():
+    rng = np.random.default_rng(5)
+    mask = (rng.random((9, 14, 11)) < 0.4).astype(np.uint8)
+    vs = gp.Coordinate(4, 2, 2)
+    roi = gp.Roi((8, -2, 6), gp.Coordinate(mask.shape) * vs)
+
+    def read(r):
+        rel = (r - roi.offset) / vs
+        return mask[rel.to_slices()]
+
+    lazy = LazyMaskSummary(roi, vs, max_blocks=200)
+    assert lazy.block.prod() > 1
+    for _ in range(200):
+        a = rng.integers(0, mask.shape)
+        b = np.minimum(a + rng.integers(1, 10, size=3), mask.shape)
+        begins = (np.array(roi.begin) + a * np.array(vs))[None]
+        ends = (np.array(roi.begin) + b * np.array(vs))[None]
+        truth = mask[tuple(slice(x, y) for x, y in zip(a, b))].mean()
+        lo, hi = lazy.fraction_bounds(begins, ends)
+        assert lo[0] - 1e-12 <= truth <= hi[0] + 1e-12
+        if rng.random() < 0.3:
+            world = gp.Roi(gp.Coordinate(begins[0]), gp.Coordinate(ends[0] - begins[0]))
+            assert lazy.exact_fraction(world, read) == pytest.approx(truth)
+    assert lazy.known.any() and not lazy.known.all()
+    for index in zip(*np.nonzero(lazy.known)):  # a known block's count is its true count
+        lo = np.array(index) * lazy.block
+        block = mask[tuple(slice(x, x + k) for x, k in zip(lo, lazy.block))]
+        assert lazy.counts[index] == block.sum()
 
 
 def test_mask_without_any_masked_in_voxel_is_a_clear_error():

@@ -130,6 +130,40 @@ def test_pad_errors_name_node_and_key():
         pipeline.request_batch(request_for(gp.Roi((-2, 0), (2, 2))))
 
 
+class Record(gp.pipeline.Node):
+    """Keeps the arrays that pass through it."""
+
+    def __init__(self):
+        self.seen = []
+
+    def process(self, batch, ctx):
+        self.seen.append(batch[RAW].data)
+        return batch
+
+
+def test_pad_inside_the_data_returns_a_view_of_the_upstream_array():
+    values = np.arange(6 * 8 * 8, dtype=np.uint8).reshape(6, 8, 8)
+    array = gp.Array(values, gp.ArraySpec(roi=gp.Roi((0, 0, 0), (6, 8, 8)), voxel_size=(1, 1, 1)))
+    record = Record()
+    pipeline = gp.ArraySource(RAW, array) + record + Pad(RAW, None)
+    with gp.build(pipeline):
+        batch = pipeline.request_batch(request_for(gp.Roi((1, 2, 3), (4, 4, 4))))
+    assert batch[RAW].data is record.seen[0]  # no copy
+    np.testing.assert_array_equal(batch[RAW].data, values[1:5, 2:6, 3:7])
+
+
+def test_pad_size_must_be_non_negative_with_one_value_per_axis():
+    with pytest.raises(ValueError, match=r"Pad\(RAW\): argument size must be >= 0"):
+        Pad(RAW, (2, -1))
+    with pytest.raises(TypeError, match=r"Pad\(RAW\): argument size"):
+        Pad(RAW, "wide")
+    source = make_source(np.zeros((4, 4), dtype=np.float32), (0, 0), (1, 1))
+    with pytest.raises(gp.PipelineSetupError, match=r"Pad\(RAW\): argument size=.*3 dimensions"):
+        with gp.build(source + Pad(RAW, (1, 1, 1))):
+            pass
+    assert Pad(RAW, (0, None)).size == gp.Coordinate((0, None))
+
+
 def test_pad_graph_keeps_the_points_under_the_padded_roi():
     roi = gp.Roi((0, 0), (10, 10))
     locations = np.array([[1.0, 1.0], [9.5, 0.5], [5.0, 5.0]])
@@ -165,8 +199,15 @@ def test_crop_to_roi_and_fractions():
     source = make_source(values, (0, 0), (2, 2))
     pipeline = source + Crop(RAW, fraction_negative=(0.25, 0), fraction_positive=0.1)
     with gp.build(pipeline):
-        # 20 x 20 world units: shrink by 5 (snapped to 6) below and 2 above
-        assert pipeline.spec[RAW].roi == gp.Roi((6, 0), (12, 18))
+        # 20 x 20 world units: shrink by 5 below and 2 above, not snapped to the voxel grid
+        # (1.x): requests inside it must still be on the grid
+        assert pipeline.spec[RAW].roi == gp.Roi((5, 0), (13, 18))
+        batch = pipeline.request_batch(request_for(gp.Roi((6, 0), (12, 18))))
+        np.testing.assert_array_equal(batch[RAW].data, values[3:9, 0:9])
+        with pytest.raises(gp.PipelineRequestError, match=r"Crop\(RAW\).*outside the provided"):
+            pipeline.request_batch(request_for(gp.Roi((4, 0), (12, 18))))
+        with pytest.raises(gp.PipelineRequestError, match="multiple of its voxel size"):
+            pipeline.request_batch(request_for(gp.Roi((5, 0), (12, 18))))
 
 
 def test_crop_errors():
@@ -174,11 +215,13 @@ def test_crop_errors():
     with pytest.raises(gp.PipelineSetupError, match=r"Crop\(RAW\).*not inside"):
         with gp.build(source + Crop(RAW, gp.Roi((0, 0), (10, 2)))):
             pass
-    with pytest.raises(gp.PipelineSetupError, match="voxel grid"):
-        with gp.build(
-            make_source(np.zeros((4, 4)), (0, 0), (2, 2)) + Crop(RAW, gp.Roi((1, 0), (2, 2)))
-        ):
-            pass
+    # an explicit ROI off the voxel grid is offered as it is (1.x); requests are checked
+    with gp.build(
+        make_source(np.zeros((4, 4)), (0, 0), (2, 2)) + Crop(RAW, gp.Roi((1, 0), (4, 2)))
+    ) as p:
+        assert p.spec[RAW].roi == gp.Roi((1, 0), (4, 2))
+        with pytest.raises(gp.PipelineRequestError, match="outside the provided"):
+            p.request_batch(request_for(gp.Roi((0, 0), (2, 2))))
     with pytest.raises(gp.PipelineSetupError, match="exceed 1"):
         with gp.build(
             make_source(np.zeros((4, 4)), (0, 0), (2, 2))
@@ -187,3 +230,7 @@ def test_crop_errors():
             pass
     with pytest.raises(ValueError, match="either roi or fractions"):
         Crop(RAW, gp.Roi((0, 0), (2, 2)), fraction_negative=0.1)
+    with pytest.raises(AssertionError, match=r"Crop\(RAW\): fraction_positive must be in \[0, 1\]"):
+        Crop(RAW, fraction_positive=(0.5, 1.5))
+    with pytest.raises(ValueError, match=r"Crop\(RAW\): roi must be a Roi"):
+        Crop(RAW, roi=((0, 0), (2, 2)))

@@ -184,8 +184,17 @@ def our_children():
 # same seeds, same bytes
 
 
-def test_precache_batches_are_identical_for_0_1_3_workers_and_equal_the_upstream_stream():
-    expected = [as_bytes(b) for b in gp.stream(upstream(), make_request(), seed=123, num_batches=5)]
+def run_batches(n=5, seed=123):
+    """What `precache_batches` must give: the seeded first request its own seed's batch, the
+    unseeded k-th request after it the run's stream, `derive_seed(seed, k)`."""
+    p = upstream()
+    seeds = [seed] + [derive_seed(seed, k) for k in range(1, n)]
+    with gp.build(p):
+        return [as_bytes(make_batch(p, make_request().with_seed(s))) for s in seeds]
+
+
+def test_precache_batches_are_identical_for_0_1_3_workers_and_equal_the_upstream_batches():
+    expected = run_batches()
     for workers in (0, 1, 3):
         got = [as_bytes(b) for b in precache_batches(workers)]
         assert got == expected, f"num_workers={workers}"
@@ -209,12 +218,13 @@ def test_stream_with_workers_equals_stream_in_process():
     assert not our_children()
 
 
-def test_kth_batch_is_the_upstream_batch_for_the_derived_seed():
+def test_kth_unseeded_batch_is_the_upstream_batch_for_the_derived_seed():
     batches = precache_batches(2, n=3, seed=77)
     p = upstream()
     with gp.build(p):
         for k, batch in enumerate(batches):
-            again = make_batch(p, make_request().with_seed(derive_seed(77, k)))
+            seed = 77 if k == 0 else derive_seed(77, k)
+            again = make_batch(p, make_request().with_seed(seed))
             assert as_bytes(again) == as_bytes(batch)
             assert batch.random_seed is not None
 
@@ -224,15 +234,15 @@ def test_a_different_request_restarts_the_run_from_its_seed():
     node = PreCache(cache_size=3, num_workers=2)
     pipeline = upstream() + node
     with gp.build(pipeline):
-        a = [pipeline.request_batch(small.with_seed(5)) for _ in range(2)]
-        b = [pipeline.request_batch(large.with_seed(6)) for _ in range(2)]
+        a = [pipeline.request_batch(small.with_seed(5)), pipeline.request_batch(small)]
+        b = [pipeline.request_batch(large.with_seed(6)), pipeline.request_batch(large)]
         c = pipeline.request_batch(small.with_seed(7))
     p = upstream()
     with gp.build(p):
-        for k in range(2):
-            assert as_bytes(a[k]) == as_bytes(make_batch(p, small.with_seed(derive_seed(5, k))))
-            assert as_bytes(b[k]) == as_bytes(make_batch(p, large.with_seed(derive_seed(6, k))))
-        assert as_bytes(c) == as_bytes(make_batch(p, small.with_seed(derive_seed(7, 0))))
+        for k, (s_a, s_b) in enumerate([(5, 6), (derive_seed(5, 1), derive_seed(6, 1))]):
+            assert as_bytes(a[k]) == as_bytes(make_batch(p, small.with_seed(s_a)))
+            assert as_bytes(b[k]) == as_bytes(make_batch(p, large.with_seed(s_b)))
+        assert as_bytes(c) == as_bytes(make_batch(p, small.with_seed(7)))
 
 
 def test_nested_precache_in_a_worker_computes_in_process_with_the_same_result():

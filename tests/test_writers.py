@@ -125,23 +125,86 @@ def test_dtypes_and_several_datasets(tmp_path):
     assert ome.voxel_size == Coordinate(4, 4, 4)
 
 
-def test_existing_dataset_with_other_geometry_is_a_clear_error(tmp_path):
-    write(
-        make_array((1, 1, 1), (0, 0, 0), (4, 4, 4)),
-        ZarrWrite({RAW: "raw"}, str(tmp_path)),
-        (2, 2, 2),
-    )
-    other = make_array((1, 1, 1), (0, 0, 0), (5, 4, 4))
+def test_existing_dataset_is_written_within_its_roi(tmp_path):
+    """1.x: an existing dataset keeps its geometry; a larger upstream writes only inside it."""
+    first = make_array((1, 1, 1), (0, 0, 0), (4, 4, 4))
+    write(first, ZarrWrite({RAW: "raw"}, str(tmp_path)), (2, 2, 2))
+    larger = make_array((1, 1, 1), (-1, 0, 0), (6, 4, 4), seed=5)
+    write(larger, ZarrWrite({RAW: "raw"}, str(tmp_path)), (3, 3, 3))
+    stored = zarr.open_array(str(tmp_path / "output.zarr"), path="raw")
+    assert stored.shape == (4, 4, 4)
+    np.testing.assert_array_equal(stored[:], larger.data[1:5])
+    # another voxel size or channel shape can not be written into it
+    other = make_array((2, 1, 1), (0, 0, 0), (2, 4, 4))
     with pytest.raises(
-        PipelineRequestError, match=r"ZarrWrite: RAW: .*raw already exists with shape"
+        PipelineRequestError, match=r"ZarrWrite: RAW: .*raw already exists with resolution"
     ):
         write(other, ZarrWrite({RAW: "raw"}, str(tmp_path)), (2, 2, 2))
-    # the same geometry again: opened and overwritten in place
-    again = make_array((1, 1, 1), (0, 0, 0), (4, 4, 4), seed=5)
-    write(again, ZarrWrite({RAW: "raw"}, str(tmp_path)), (3, 3, 3))
-    np.testing.assert_array_equal(
-        zarr.open_array(str(tmp_path / "output.zarr"), path="raw")[:], again.data
-    )
+    channels = make_array((1, 1, 1), (0, 0, 0), (4, 4, 4), channels=(2,))
+    with pytest.raises(PipelineRequestError, match=r"already exists with shape \(4, 4, 4\)"):
+        write(channels, ZarrWrite({RAW: "raw"}, str(tmp_path)), (2, 2, 2))
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "hdf5", "n5"])
+def test_unbounded_upstream_writes_into_an_existing_dataset(tmp_path, fmt):
+    """After Pad(raw, None) the upstream ROI is unbounded: the writer fills the existing
+    dataset (prepared beforehand, as for a daisy run) where the requests overlap it."""
+    from gunpowder.nodes import Pad
+    from gunpowder.nodes.n5_write import N5Write
+
+    array = make_array((2, 1, 1), (0, 0, 0), (6, 5, 4))
+    names = {"zarr": "out.zarr", "hdf5": "out.hdf", "n5": "out.n5"}
+    cls = {"zarr": ZarrWrite, "hdf5": Hdf5Write, "n5": N5Write}[fmt]
+    prepared = make_array((2, 1, 1), (2, 1, 0), (3, 3, 4), seed=9)  # a part of the volume
+    write(prepared, cls({RAW: "pred"}, str(tmp_path), names[fmt]), (3, 3, 4))
+    writer = cls({RAW: "pred"}, str(tmp_path), names[fmt])
+    pipeline = ArraySource(RAW, array) + Pad(RAW, None) + writer
+    with build(pipeline) as p:
+        assert p.spec[RAW].roi.unbounded
+        request = Roi((-2, -1, 0), (16, 7, 4))  # larger than the dataset and the data
+        p.request_batch(BatchRequest({RAW: ArraySpec(roi=request)}))
+    source_cls = {"zarr": ZarrSource, "hdf5": Hdf5Source, "n5": ZarrSource}[fmt]
+    stored = read_back(source_cls(str(tmp_path / names[fmt]), {RAW: "pred"}))
+    assert stored.spec.roi == prepared.spec.roi
+    np.testing.assert_array_equal(stored.data, array.crop(prepared.spec.roi).data)
+    # a new dataset can not be made from an unbounded ROI: said at build time
+    with pytest.raises(PipelineSetupError, match=r"unbounded ROI .*other does not exist"):
+        with build(
+            ArraySource(RAW, array)
+            + Pad(RAW, None)
+            + cls({RAW: "other"}, str(tmp_path), names[fmt])
+        ):
+            pass
+
+
+def test_zarr_store_objects_and_the_store_argument(tmp_path):
+    """1.x `ZarrWrite(..., store=...)`: a path or a zarr (3) store object, read back."""
+    array = make_array((4, 2, 2), (8, 2, 0), (5, 6, 7))
+    for store in [
+        tmp_path / "by_path.zarr",
+        zarr.storage.LocalStore(str(tmp_path / "local.zarr")),
+        zarr.storage.MemoryStore(),
+    ]:
+        write(array, ZarrWrite({RAW: "arrays/raw"}, store=store), (2, 3, 4))
+        got = read_back(ZarrSource(store, {RAW: "arrays/raw"}))
+        assert got.spec.roi == array.spec.roi and got.spec.voxel_size == (4, 2, 2)
+        np.testing.assert_array_equal(got.data, array.data)
+    assert (tmp_path / "by_path.zarr" / ".zgroup").exists()
+
+
+def test_old_zarr_source_arguments(tmp_path):
+    """1.x spellings: filename=, and datasets/filename swapped in keyword calls."""
+    array = make_array((1, 1, 1), (0, 0, 0), (3, 3, 3))
+    write(array, ZarrWrite({RAW: "raw"}, tmp_path, "data.zarr"), (3, 3, 3))
+    path = str(tmp_path / "data.zarr")
+    for source in [
+        ZarrSource(filename=path, datasets={RAW: "raw"}),
+        ZarrSource(datasets=path, filename={RAW: "raw"}),
+        ZarrSource(path, {RAW: "raw"}),
+    ]:
+        np.testing.assert_array_equal(read_back(source).data, array.data)
+    with pytest.raises(TypeError, match="not both"):
+        ZarrSource(path, {RAW: "raw"}, filename=path)
 
 
 def test_writer_needs_its_keys_and_a_bounded_roi(tmp_path):

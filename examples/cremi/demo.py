@@ -1,8 +1,11 @@
-"""The one-command demo: make a CREMI-like volume, train a 3D U-Net, predict a held-out volume.
+"""The one-command demo: make a CREMI-like volume, train a 3D U-Net, predict a held-out volume,
+segment it.
 
-Writes `demo/report.png` (raw, ground truth, predicted affinities, loss curve) and prints the
-loss at the start and end of training and the held-out affinity accuracy next to the
-accuracy of predicting "connected" everywhere (the all-ones baseline).
+Writes `demo/report.png` (raw, ground truth, predicted affinities, segmentation, loss curve)
+and prints the loss at the start and end of training, the held-out affinity accuracy next to
+the accuracy of predicting "connected" everywhere (the all-ones baseline), and the quality of
+the segmentation (`gunpowder.segment`: watershed fragments, mean-affinity agglomeration)
+against the held-out ground truth: VOI split/merge and adapted Rand error (CREMI's metrics).
 
     python examples/cremi/demo.py            # what `make demo` runs
     python examples/cremi/demo.py --iterations 300 --out /tmp/demo
@@ -29,14 +32,18 @@ import numpy as np  # noqa: E402
 from make_volume import make_volume, write_cremi  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from predict import predict  # noqa: E402
-from train import GT_AFFINITIES, PRED_AFFINITIES, train  # noqa: E402
+from train import GT_AFFINITIES, NEIGHBORHOOD, PRED_AFFINITIES, train  # noqa: E402
 
 import gunpowder as gp  # noqa: E402
+from gunpowder import segment as gs  # noqa: E402
 from gunpowder.plot import read_loss_log, show_array, show_loss  # noqa: E402
 
 TRAIN_SHAPE = (40, 256, 256)
 TEST_SHAPE = (24, 200, 200)
 AXES = ("z", "y", "x")
+#: the agglomeration threshold of the headline figures, and the thresholds of the sweep
+THRESHOLD = 0.5
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def affinity_accuracy(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
@@ -56,14 +63,55 @@ def affinity_accuracy(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) 
     }
 
 
+def segment_and_evaluate(
+    affinities: gp.Array, labels: gp.Array, threshold: float = THRESHOLD, sweep=SWEEP
+) -> tuple[gp.Array, dict[str, Any]]:
+    """Segment the predicted affinities (`gunpowder.segment`) and measure the segmentation
+    against `labels` (cropped to the prediction): VOI split/merge, ARAND at `threshold`, and
+    the same for each agglomeration threshold of `sweep` (the best one is chosen on the
+    held-out volume itself, so it is an optimistic figure)."""
+    t0 = time.perf_counter()
+    roi = affinities.spec.roi
+    truth = labels.crop(roi).data
+    fragments = gs.fragments(affinities.data, NEIGHBORHOOD)
+    results = {}
+    segmentations = {}
+    for t in sorted({threshold, *sweep}):
+        segmentations[t] = gs.agglomerate(fragments, affinities.data, NEIGHBORHOOD, t)
+        results[t] = gs.evaluate(segmentations[t], truth)
+    best = min(results, key=lambda t: results[t]["voi"])
+    seg = gp.Array(segmentations[threshold], affinities.spec.replace(dtype=np.uint64))
+    metrics = {
+        **{k: results[threshold][k] for k in ("voi_split", "voi_merge", "voi", "arand")},
+        "segments": results[threshold]["segments"],
+        "objects": results[threshold]["objects"],
+        "fragments": int(fragments.max()),
+        "threshold": threshold,
+        "sweep": {str(t): {k: round(r[k], 4) for k in ("voi_split", "voi_merge", "arand")}
+                  for t, r in results.items()},
+        "best_threshold": best,
+        "best_voi": results[best]["voi"],
+        "best_arand": results[best]["arand"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }  # fmt: skip
+    return seg, metrics
+
+
 def write_report(
-    path: Path, raw: gp.Array, labels: gp.Array, batch: gp.Batch, log: Path, metrics: dict
+    path: Path,
+    raw: gp.Array,
+    labels: gp.Array,
+    batch: gp.Batch,
+    log: Path,
+    metrics: dict,
+    segmentation: gp.Array | None = None,
+    seg_metrics: dict | None = None,
 ) -> None:
-    """report.png: a held-out section (raw, labels, true and predicted affinities), the loss."""
-    fig = Figure(figsize=(13, 7.5), layout="constrained")
-    axes = fig.subplot_mosaic(
-        [["raw", "labels", "gt", "pred"], ["loss", "loss", "loss", "loss"]], height_ratios=[1.2, 1]
-    )
+    """report.png: a held-out section (raw, labels, true and predicted affinities, the
+    segmentation), the loss."""
+    fig = Figure(figsize=(16, 7.5), layout="constrained")
+    top = ["raw", "labels", "gt", "pred"] + (["seg"] if segmentation is not None else [])
+    axes = fig.subplot_mosaic([top, ["loss"] * len(top)], height_ratios=[1.2, 1])
     pred = batch[PRED_AFFINITIES]
     z = pred.spec.roi.center[0]
     region = pred.spec.roi
@@ -71,7 +119,16 @@ def write_report(
     show_array(axes["labels"], labels, "labels", z, "ground truth neurons")
     show_array(axes["gt"], batch[GT_AFFINITIES], "affinities", z, "true affinities (z, y, x → RGB)")
     show_array(axes["pred"], pred, "affinities", z, "predicted affinities")
-    for name in ("raw", "labels", "gt", "pred"):
+    if segmentation is not None and seg_metrics is not None:
+        show_array(
+            axes["seg"],
+            segmentation,
+            "labels",
+            z,
+            f"segmentation: VOI {seg_metrics['voi_split']:.2f} split, "
+            f"{seg_metrics['voi_merge']:.2f} merge\nARAND {seg_metrics['arand']:.3f}",
+        )
+    for name in top:
         axes[name].set_xlim(region.begin[2], region.end[2])
         axes[name].set_ylim(region.end[1], region.begin[1])
     columns = read_loss_log(log)
@@ -133,7 +190,12 @@ def run(
     total = gp.Roi((0, 0, 0), gp.Coordinate(test_shape) * voxel_size)
     raw = gp.Array(test_raw, gp.ArraySpec(roi=total, voxel_size=voxel_size))
     labels = gp.Array(test_labels, gp.ArraySpec(roi=total, voxel_size=voxel_size))
-    write_report(out / "report.png", raw, labels, batch, Path(trained["log"]), metrics)
+    segmentation, seg_metrics = segment_and_evaluate(batch[PRED_AFFINITIES], labels)
+    t_segment = time.perf_counter() - t0 - t_data - t_train - t_predict
+    write_report(
+        out / "report.png", raw, labels, batch, Path(trained["log"]), metrics, segmentation,
+        seg_metrics,
+    )  # fmt: skip
 
     losses = trained["losses"]
     window = max(1, min(50, len(losses) // 10))
@@ -143,10 +205,12 @@ def run(
         "loss_end": float(np.mean(losses[-window:])),
         "loss_window": window,
         **metrics,
+        "segmentation": seg_metrics,
         "seconds": {
             "data": round(t_data, 1),
             "train": round(t_train, 1),
             "predict": round(t_predict, 1),
+            "segment": round(t_segment, 1),
             "total": round(time.perf_counter() - t0, 1),
         },
         "report": str(out / "report.png"),
@@ -162,14 +226,27 @@ def print_summary(s: dict[str, Any]) -> None:
     sec = s["seconds"]
     print(
         f"\ntrained {s['iterations']} iterations in {sec['train']:.0f} s "
-        f"(data {sec['data']:.0f} s, prediction {sec['predict']:.0f} s, total {sec['total']:.0f} s)\n"
+        f"(data {sec['data']:.0f} s, prediction {sec['predict']:.0f} s, segmentation "
+        f"{sec['segment']:.0f} s, total {sec['total']:.0f} s)\n"
         f"loss (mean of {s['loss_window']} iterations): start {s['loss_start']:.4f}, "
         f"end {s['loss_end']:.4f}\n"
         f"held-out affinity accuracy: {100 * s['accuracy']:.1f}% ({per_axis})\n"
         f"all-ones baseline:          {100 * s['baseline']:.1f}%\n"
         f"boundaries found: recall {100 * s['boundary_recall']:.1f}%, "
         f"precision {100 * s['boundary_precision']:.1f}%\n"
+        f"{format_segmentation(s['segmentation'])}\n"
         f"report: {s['report']}"
+    )
+
+
+def format_segmentation(m: dict[str, Any]) -> str:
+    """The segmentation's lines of the summary: VOI split/merge and ARAND, and the sweep."""
+    return (
+        f"segmentation (threshold {m['threshold']}): VOI split {m['voi_split']:.3f}, "
+        f"VOI merge {m['voi_merge']:.3f}, ARAND {m['arand']:.3f} "
+        f"({m['segments']} segments for {m['objects']} neurons, {m['fragments']} fragments)\n"
+        f"best threshold on the held-out volume ({m['best_threshold']}): "
+        f"VOI {m['best_voi']:.3f}, ARAND {m['best_arand']:.3f}"
     )
 
 

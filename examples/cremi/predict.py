@@ -54,11 +54,17 @@ def prediction_pipeline(
     out: str | Path | None = None,
     with_gt: bool = False,
     progress: bool = True,
+    model: Any = None,
+    output: int | str = 0,
 ) -> tuple[Any, gp.BatchRequest]:
-    """The pipeline and the request for the whole predictable region of `data`."""
+    """The pipeline and the request for the whole predictable region of `data`.
+
+    `model` (default: the example's `make_model(num_fmaps)`) gives the affinities as its
+    output `output` (an index into a returned tuple, or a key of a returned dict).
+    """
     import h5py
 
-    model = make_model(num_fmaps)
+    model = make_model(num_fmaps) if model is None else model
     voxel_size = read_voxel_size(data)
     with h5py.File(data, "r") as f:
         raw = f[RAW_DATASET]
@@ -73,14 +79,10 @@ def prediction_pipeline(
     datasets = {RAW: RAW_DATASET}
     if with_gt:
         datasets[GT_LABELS] = LABELS_DATASET
-    pipeline = gp.Hdf5Source(
-        data,
-        datasets,
-        array_specs={
-            RAW: gp.ArraySpec(interpolatable=True),
-            GT_LABELS: gp.ArraySpec(interpolatable=False),
-        },
-    ) + gp.Normalize(RAW)
+    specs = {RAW: gp.ArraySpec(interpolatable=True)}
+    if with_gt:
+        specs[GT_LABELS] = gp.ArraySpec(interpolatable=False)
+    pipeline = gp.Hdf5Source(data, datasets, array_specs=specs) + gp.Normalize(RAW)
     if with_gt:
         pipeline = (
             pipeline
@@ -90,7 +92,7 @@ def prediction_pipeline(
     pipeline = pipeline + gp_torch.Predict(
         model,
         inputs={0: RAW},
-        outputs={0: PRED_AFFINITIES},
+        outputs={output: PRED_AFFINITIES},
         array_specs={PRED_AFFINITIES: gp.ArraySpec(roi=region, voxel_size=voxel_size)},
         checkpoint=checkpoint,
     )
@@ -121,10 +123,12 @@ def predict(
     block_shape: Sequence[int] = DEFAULT_BLOCK_SHAPE,
     with_gt: bool = False,
     progress: bool = True,
+    model: Any = None,
+    output: int | str = 0,
 ) -> gp.Batch:
     """Predicted (and with `with_gt` ground-truth) affinities of `data`'s predictable region."""
     pipeline, request = prediction_pipeline(
-        data, checkpoint, num_fmaps, block_shape, out, with_gt, progress
+        data, checkpoint, num_fmaps, block_shape, out, with_gt, progress, model, output
     )
     with gp.build(pipeline):
         return pipeline.request_batch(request.with_seed(0))

@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -82,19 +82,9 @@ def read_voxel_size(path: str | Path) -> gp.Coordinate:
         return gp.Coordinate(f[RAW_DATASET].attrs.get("resolution", (40, 4, 4)))
 
 
-def training_pipeline(
-    data: Sequence[str | Path],
-    model: AffinityNet,
-    optimizer: torch.optim.Optimizer,
-    out_dir: str | Path,
-    save_every: int = 500,
-    snapshot_every: int = 500,
-    num_workers: int = 1,
-    cache_size: int = 4,
-) -> tuple[Any, gp_torch.Train]:
-    """Sources (one per file, a random one per batch) → augmentations → targets → Train."""
-    out_dir = Path(out_dir)
-    sources = tuple(
+def sources(data: Sequence[str | Path]) -> Any:
+    """One Hdf5Source per file (normalised, at a random location), a random one per batch."""
+    providers = tuple(
         gp.Hdf5Source(
             path,
             datasets={RAW: RAW_DATASET, GT_LABELS: LABELS_DATASET},
@@ -107,7 +97,48 @@ def training_pipeline(
         + gp.RandomLocation()
         for path in data
     )
-    source = sources[0] if len(sources) == 1 else sources + gp.RandomProvider()
+    return providers[0] if len(providers) == 1 else providers + gp.RandomProvider()
+
+
+def augmentations() -> Any:
+    """The CREMI example's augmentations: elastic (with slips and shifts), mirror and
+    transpose in-plane, intensity per section."""
+    return (
+        gp.ElasticAugment(
+            control_point_spacing=[4, 40, 40],
+            jitter_sigma=[0, 2, 2],
+            rotation_interval=[0, math.pi / 2.0],
+            prob_slip=0.05,
+            prob_shift=0.05,
+            max_misalign=10,
+            subsample=8,
+        )
+        + gp.SimpleAugment(transpose_only=[1, 2])
+        + gp.IntensityAugment(RAW, 0.9, 1.1, -0.1, 0.1, z_section_wise=True)
+    )
+
+
+def affinity_targets() -> Any:
+    """Labels → affinities (boundaries grown by one voxel in-plane) and balancing weights."""
+    return (
+        gp.GrowBoundary(GT_LABELS, steps=1, only_xy=True)
+        + gp.AddAffinities(NEIGHBORHOOD, GT_LABELS, GT_AFFINITIES)
+        + gp.BalanceLabels(GT_AFFINITIES, LOSS_WEIGHTS)
+    )
+
+
+def training_pipeline(
+    data: Sequence[str | Path],
+    model: AffinityNet,
+    optimizer: torch.optim.Optimizer,
+    out_dir: str | Path,
+    save_every: int = 500,
+    snapshot_every: int = 500,
+    num_workers: int = 1,
+    cache_size: int = 4,
+) -> tuple[Any, gp_torch.Train]:
+    """Sources (one per file, a random one per batch) → augmentations → targets → Train."""
+    out_dir = Path(out_dir)
     train = gp_torch.Train(
         model,
         affinity_loss,
@@ -120,21 +151,9 @@ def training_pipeline(
         log_dir=out_dir / "log",
     )
     pipeline = (
-        source
-        + gp.ElasticAugment(
-            control_point_spacing=[4, 40, 40],
-            jitter_sigma=[0, 2, 2],
-            rotation_interval=[0, math.pi / 2.0],
-            prob_slip=0.05,
-            prob_shift=0.05,
-            max_misalign=10,
-            subsample=8,
-        )
-        + gp.SimpleAugment(transpose_only=[1, 2])
-        + gp.IntensityAugment(RAW, 0.9, 1.1, -0.1, 0.1, z_section_wise=True)
-        + gp.GrowBoundary(GT_LABELS, steps=1, only_xy=True)
-        + gp.AddAffinities(NEIGHBORHOOD, GT_LABELS, GT_AFFINITIES)
-        + gp.BalanceLabels(GT_AFFINITIES, LOSS_WEIGHTS)
+        sources(data)
+        + augmentations()
+        + affinity_targets()
         + gp.PreCache(cache_size=cache_size, num_workers=num_workers)
         + train
         + gp.Snapshot(
@@ -164,9 +183,14 @@ def train(
     snapshot_every: int = 500,
     num_workers: int = 1,
     progress: bool = True,
+    make: Callable[[int], torch.nn.Module] = make_model,
+    pipeline_fn: Callable[..., tuple[Any, gp_torch.Train]] = training_pipeline,
+    request_fn: Callable[..., gp.BatchRequest] = training_request,
 ) -> dict[str, Any]:
     """Train until `iterations` (counting earlier runs in `out_dir`); returns a summary.
 
+    `make(num_fmaps)`, `pipeline_fn` and `request_fn` build the network, the training
+    pipeline and the batch request (default: this example's; examples/lsd passes its own).
     Every request carries the same seed: PreCache then hands out the batches of seeds
     `derive_seed(run_seed, k)`, k = 0, 1, ..., whatever its number of workers. A resumed run
     starts from `run_seed = derive_seed(seed, first iteration)`, new batches but reproducible.
@@ -181,12 +205,12 @@ def train(
             write_cremi(path, *make_volume((40, 256, 256), seed=1))
         data = [path]
     torch.manual_seed(seed)
-    model = make_model(num_fmaps)
+    model = make(num_fmaps)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    pipeline, train_node = training_pipeline(
+    pipeline, train_node = pipeline_fn(
         data, model, optimizer, out_dir, save_every, snapshot_every, num_workers
     )
-    request = training_request(model, input_shape, read_voxel_size(data[0]))
+    request = request_fn(model, input_shape, read_voxel_size(data[0]))
     losses = []
     start_time = time.perf_counter()
     with gp.build(pipeline):

@@ -18,6 +18,7 @@ from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .downsample import DownSample
 from .elastic_augment import ElasticAugment
+from .elastic_augmentation import ElasticAugmentation
 from .exclude_labels import ExcludeLabels
 from .gamma_augment import GammaAugment
 from .graph_source import GraphSource
@@ -72,6 +73,7 @@ __all__ = [
     "DeformAugment",
     "DownSample",
     "ElasticAugment",
+    "ElasticAugmentation",
     "ExcludeLabels",
     "GammaAugment",
     "GraphSource",

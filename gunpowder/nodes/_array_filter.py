@@ -10,14 +10,46 @@ from typing import Any
 import numpy as np
 
 from ..batch import Array, Batch
+from ..errors import PipelineRequestError
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
+from ._args import bad_argument
 
 
 def _as_upstream(request: BatchRequest, key: ArrayKey, upstream_spec: ProviderSpec) -> None:
     """Ask upstream for `key` in its own dtype (the request carries the one offered here)."""
     if key in request:
         request[key] = request[key].replace(dtype=upstream_spec[key].dtype)
+
+
+def cast(node: str, key: ArrayKey, data: np.ndarray, dtype: Any) -> np.ndarray:
+    """`data` as `dtype`; floats into an integer dtype must be finite and in its range.
+
+    numpy turns NaN, inf and out-of-range floats into arbitrary integers without a word; this
+    raises a PipelineRequestError naming `node` and `key` instead.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(data.dtype, np.inexact) and data.size:
+        if np.iscomplexobj(data):
+            raise PipelineRequestError(
+                f"{node}: {key} holds complex values, which can not be cast to {dtype}"
+            )
+        finite = np.isfinite(data)
+        if not finite.all():
+            what = "NaN" if np.isnan(data).any() else "inf"
+            raise PipelineRequestError(
+                f"{node}: {key} holds {what} ({int((~finite).sum())} of {data.size} values); "
+                f"casting {what} into an integer dtype ({dtype}) has no defined result. "
+                "Replace or mask them first (e.g. np.nan_to_num in a lift'ed function)"
+            )
+        info = np.iinfo(dtype)
+        lo, hi = float(data.min()), float(data.max())
+        if lo < info.min or hi >= float(info.max) + 1:
+            raise PipelineRequestError(
+                f"{node}: {key} holds values in [{lo:g}, {hi:g}], outside the range "
+                f"[{info.min}, {info.max}] of {dtype}; casting them has no defined result"
+            )
+    return data.astype(dtype, copy=False)
 
 
 def default_factor(dtype: Any) -> float:
@@ -76,8 +108,20 @@ class _ChangeAxes(Node):
     """Squeeze and Unsqueeze: apply `_change` to each of `arrays` present in the batch."""
 
     def __init__(self, arrays: Iterable[ArrayKey] | ArrayKey, axis: int = 0) -> None:
-        self.arrays = _keys(arrays)
-        self.axis = axis
+        node = type(self).__name__
+        try:
+            keys = _keys(arrays)
+        except TypeError:
+            raise TypeError(
+                f"{node}: arrays must be an ArrayKey or a list of ArrayKeys, got {arrays!r}"
+            ) from None
+        bad = [k for k in keys if not isinstance(k, ArrayKey)]
+        if bad:
+            raise TypeError(f"{node}: arrays must be ArrayKeys, got {bad!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise bad_argument(node, "axis", "an int", axis)
+        self.arrays = keys
+        self.axis = int(axis)
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         self.require(upstream_spec, *self.arrays)

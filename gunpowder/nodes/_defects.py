@@ -12,13 +12,6 @@ from ..geometry import Coordinate, Roi
 MISSING, LOW_CONTRAST, ARTIFACT, DEFORM = "missing", "low_contrast", "artifact", "deform"
 
 
-def _check_p(node: str, p: float) -> float:
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{node}: p must be in [0, 1], got {p}")
-    return p
-
-
 def _padded(array: Array, roi: Roi, margin: int, axis: int) -> np.ndarray:
     """`array` cropped/padded (edge values) to `roi` grown by `margin` voxels in-plane."""
     vs = array.spec.voxel_size
@@ -50,12 +43,11 @@ def _fill(array: Array, roi: Roi) -> Array:
     return Array(data, array.spec.replace(roi=roi), array.attrs)
 
 
-def _unshift(
-    points: np.ndarray, shifts: np.ndarray, plane: list, axis: int, step: int, first: int
+def _apply_shifts(
+    points: np.ndarray, shifts: np.ndarray, axis: int, step: int, first: int
 ) -> np.ndarray:
-    """Where upstream points land downstream: their section's shift taken off."""
+    """Where upstream points land downstream: moved by their section's shift (ShiftAugment;
+    `shifts` (sections, dims) world units, section i spans [first + i, first + i + 1) * step
+    along `axis`)."""
     section = np.clip(np.floor(points[:, axis] / step).astype(np.int64) - first, 0, len(shifts) - 1)
-    moved = points.copy()
-    for i, d in enumerate(plane):
-        moved[:, d] -= shifts[section, i]
-    return moved
+    return points + shifts[section]

@@ -49,7 +49,7 @@ def transform_graph(
         )
     roi = graph.spec.roi if roi is None else roi
     out = graph.with_locations(moved)
-    return out if roi is None else out.crop(roi, trim=trim)
+    return out if roi is None else out.crop(roi, trim=trim, exact=not trim)
 
 
 def section_shift_graph(
@@ -69,14 +69,14 @@ def section_shift_graph(
     shifts = np.asarray(section_shifts, dtype=np.float64)
     locations = graph.locations
     if len(locations) == 0:
-        return graph.crop(roi)
+        return graph.crop(roi, exact=True)
     section = np.floor(
         (locations[:, shift_axis] - roi.begin[shift_axis]) / float(section_size)
     ).astype(np.int64)
     valid = (section >= 0) & (section < len(shifts))
     moved = locations.copy()
     moved[valid] += shifts[section[valid]]
-    return graph.with_locations(moved).crop(roi, trim=trim)
+    return graph.with_locations(moved).crop(roi, trim=trim, exact=not trim)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def pad_graph_request(wanted: Roi, provided: Roi | None) -> Roi:
 
 def pad_graph(graph: Graph, wanted: Roi) -> Graph:
     """The graph read by `pad_graph_request`, declared over the padded ROI `wanted`."""
-    return graph.crop(wanted)
+    return graph.crop(wanted, exact=True)
 
 
 def pad_roi(roi: Roi, size: Coordinate | None) -> Roi:

@@ -16,13 +16,12 @@ from ..batch import Array
 from ..errors import PipelineRequestError
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
+from ._args import check_probability
 
 
 def _check_p(node: str, p: float) -> float:
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{node}: p must be in [0, 1], got {p}")
-    return p
+    """`p` as a probability, else a NodeArgumentError (a ValueError) naming `node` and p."""
+    return check_probability(node, "p", p)
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import PipelineSetupError
+import numpy as np
+
+from ..batch import Array
+from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..node import Node
 from ..spec import ArrayKey, ProviderSpec
@@ -51,3 +54,46 @@ def _masks_list(mask: Any) -> list[ArrayKey]:
     if isinstance(mask, ArrayKey):
         return [mask]
     return list(mask)
+
+
+def _check_label_dtype(node: Node, spec: ProviderSpec, key: ArrayKey | None, what: str) -> None:
+    """At setup: `key`, where its dtype is known, must be numeric (labels/masks are ids)."""
+    if key is None:
+        return
+    dtype = spec[key].dtype
+    if dtype is not None and np.dtype(dtype).kind not in "biuf":
+        raise PipelineSetupError(
+            f"{node.name}: {key} must hold {what} (integers), but its dtype is {np.dtype(dtype)}"
+        )
+
+
+def _one_channel(node: Node, key: ArrayKey, array: Array, what: str) -> np.ndarray:
+    """`array`'s data with its spatial axes only: a single channel axis, (1, *spatial), is
+    dropped; more channels, or other leading axes, are an error naming node and key."""
+    data = array.data
+    dims = array.spec.roi.dims
+    if data.ndim == dims:
+        return data
+    if data.ndim == dims + 1 and data.shape[0] == 1:
+        return data[0]
+    raise PipelineRequestError(
+        f"{node.name}: {key} must hold one channel of {what}: shape (*spatial) or "
+        f"(1, *spatial) with {dims} spatial axes, but it has shape {data.shape}"
+    )
+
+
+def _check_label_values(node: Node, key: ArrayKey, data: np.ndarray, what: str) -> None:
+    """Per batch: ids must be integers; float data must hold whole, finite numbers."""
+    kind = data.dtype.kind
+    if kind in "biu":
+        return
+    if kind != "f":
+        raise PipelineRequestError(
+            f"{node.name}: {key} must hold {what} (integers), but its dtype is {data.dtype}"
+        )
+    if data.size and not (np.isfinite(data).all() and np.array_equal(np.trunc(data), data)):
+        bad = "NaN or infinite values" if not np.isfinite(data).all() else "fractional values"
+        raise PipelineRequestError(
+            f"{node.name}: {key} must hold {what} (whole numbers), but its {data.dtype} data "
+            f"has {bad}; convert it with AsType or fix the source"
+        )

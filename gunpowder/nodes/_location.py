@@ -298,3 +298,136 @@ class MaskSummary:
                 np.where(volume > 0, low / volume, 0.0),
                 np.where(volume > 0, high / volume, 0.0),
             )
+
+    @property
+    def known_empty(self) -> bool:
+        """True if the mask has no masked-in voxel at all."""
+        return self.total == 0
+
+    @property
+    def known_fraction(self) -> float:
+        """The masked-in fraction of the whole mask."""
+        return self.total / float(np.prod(self.extent))
+
+    def exact_fraction(self, roi: Roi, read: Callable[[Roi], np.ndarray]) -> float:
+        """The masked-in fraction of `roi` (world units), read from the mask."""
+        return masked_fraction(read(roi), roi.dims)
+
+
+def _cumsum_table(values: np.ndarray) -> np.ndarray:
+    """The summed-area table of `values` (one more entry per axis, zeros first)."""
+    sat = np.zeros(tuple(np.array(values.shape) + 1), dtype=np.int64)
+    cum = values.astype(np.int64)
+    for d in range(values.ndim):
+        cum = np.cumsum(cum, axis=d)
+    sat[tuple(slice(1, None) for _ in range(values.ndim))] = cum
+    return sat
+
+
+class LazyMaskSummary:
+    """Counts of masked-in voxels per block, filled in only where a decision needed them.
+
+    Nothing is read up front: a block not read yet counts as anything between empty and full,
+    so the bounds stay valid (`fraction_bounds`), and a candidate they can not decide is read
+    exactly (`exact_fraction`, which also records the counts of every block it covers). The
+    first batch thus reads about one request's worth of the mask, however large the mask is;
+    decisions are exact, so the locations drawn are the same as with a full summary. Bounds
+    are summed over the blocks of each ROI (summed-area tables once every block is known).
+    """
+
+    def __init__(self, roi: Roi, voxel_size: Coordinate, max_blocks: int = 2**21) -> None:
+        self.roi = roi
+        self.voxel_size = voxel_size
+        self.extent = np.array(roi.shape / voxel_size, dtype=np.int64)
+        self.block = MaskSummary.block_size(self.extent, max_blocks)
+        self.num_blocks = -(-self.extent // self.block)
+        volumes = np.ones((), dtype=np.int32)
+        for d in range(len(self.extent)):  # voxels per block (edge blocks are smaller)
+            starts = np.arange(self.num_blocks[d]) * self.block[d]
+            volumes = np.multiply.outer(volumes, np.minimum(self.block[d], self.extent[d] - starts))
+        self.volumes = volumes.astype(np.int32)
+        self.counts = np.zeros(tuple(self.num_blocks), dtype=np.int32)  # 0 where unknown
+        self.upper = self.volumes.copy()  # counts where known, the block's volume elsewhere
+        self.known = np.zeros(tuple(self.num_blocks), dtype=bool)
+        self.unknown_blocks = int(self.known.size)
+        self._full: MaskSummary | None = None  # once every block is known
+        self.voxels_read = 0
+
+    @property
+    def known_empty(self) -> bool:
+        """True once every block was read and none has a masked-in voxel."""
+        return self.unknown_blocks == 0 and int(self.counts.sum()) == 0
+
+    @property
+    def known_fraction(self) -> float:
+        """The masked-in fraction of the blocks read so far (0 if none)."""
+        volume = float(self.volumes[self.known].sum())
+        return float(self.counts[self.known].sum()) / volume if volume else 0.0
+
+    def fraction_bounds(
+        self, begins: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the masked-in fraction of the world ROIs [begins, ends)."""
+        if self._full is not None:
+            return self._full.fraction_bounds(begins, ends)
+        vs = np.array(self.voxel_size, dtype=np.int64)
+        origin = np.array(self.roi.begin, dtype=np.int64)
+        a = (begins - origin) // vs
+        b = (ends - origin) // vs
+        volume = np.prod(b - a, axis=1).astype(np.float64)
+        inner_lo = -(-a // self.block)
+        inner_hi = np.where(b >= self.extent, self.num_blocks, b // self.block)
+        outer_lo = a // self.block
+        outer_hi = -(-b // self.block)
+        low = np.zeros(len(a))
+        high = np.zeros(len(a))
+        for i in range(len(a)):
+            inner = tuple(slice(x, max(x, y)) for x, y in zip(inner_lo[i], inner_hi[i]))
+            outer = tuple(slice(x, y) for x, y in zip(outer_lo[i], outer_hi[i]))
+            low[i] = self.counts[inner].sum(dtype=np.int64)
+            high[i] = self.upper[outer].sum(dtype=np.int64)
+        high = np.minimum(high, volume)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (
+                np.where(volume > 0, low / volume, 0.0),
+                np.where(volume > 0, high / volume, 0.0),
+            )
+
+    def exact_fraction(self, roi: Roi, read: Callable[[Roi], np.ndarray]) -> float:
+        """The masked-in fraction of `roi`: reads just it (`read(world_roi)`) and records
+        the counts of the blocks it covers wholly (or up to the end of the mask)."""
+        vs = np.array(self.voxel_size, dtype=np.int64)
+        origin = np.array(self.roi.begin, dtype=np.int64)
+        a = (np.array(roi.begin, dtype=np.int64) - origin) // vs
+        b = (np.array(roi.end, dtype=np.int64) - origin) // vs
+        masked = masked_voxels(read(roi), len(self.block))
+        self.voxels_read += masked.size
+        lo = -(-a // self.block)
+        hi = np.where(b >= self.extent, self.num_blocks, b // self.block)
+        if np.all(hi > lo):
+            sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
+            if not self.known[sl].all():
+                self._record(sl, masked, lo * self.block - a, np.minimum(hi * self.block, b) - a)
+        return float(np.count_nonzero(masked)) / masked.size if masked.size else 0.0
+
+    def _record(self, sl: tuple[slice, ...], masked: np.ndarray, v0: Any, v1: Any) -> None:
+        """Count the blocks `sl`, which cover `masked[v0:v1]` (the last ones may be short)."""
+        part = masked[tuple(slice(int(x), int(y)) for x, y in zip(v0, v1))]
+        n = np.array([s.stop - s.start for s in sl])
+        full = n * self.block
+        if tuple(full) != part.shape:  # blocks at the end of the mask: pad with zeros
+            padded = np.zeros(tuple(full), dtype=bool)
+            padded[tuple(slice(0, k) for k in part.shape)] = part
+            part = padded
+        counts = part.view(np.uint8)
+        for d in reversed(range(len(n))):  # reduce one axis at a time, the last first
+            shape = counts.shape[:d] + (int(n[d]), int(self.block[d])) + counts.shape[d + 1 :]
+            counts = counts.reshape(shape).sum(axis=d + 1, dtype=np.int32)
+        self.unknown_blocks -= int(np.count_nonzero(~self.known[sl]))
+        self.counts[sl] = counts
+        self.upper[sl] = counts
+        self.known[sl] = True
+        if self.unknown_blocks == 0:  # from now on as fast as a full summary
+            self._full = MaskSummary(
+                self.roi, self.voxel_size, self.block, _cumsum_table(self.counts)
+            )

@@ -16,6 +16,7 @@ from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest
+from ._args import NodeArgumentError
 from ._common import array_in, ask_for
 
 
@@ -30,6 +31,17 @@ def _factor(node: Node, factor: Any, dims: int) -> Coordinate:
             f"{node.name}: factor must be a positive int or {dims} positive ints, got {factor!r}"
         )
     return f
+
+
+def check_resampler_args(node: str, source: Any, target: Any) -> None:
+    """`source` and `target` are different ArrayKeys (TypeError/NodeArgumentError)."""
+    for arg, key in (("source", source), ("target", target)):
+        if not isinstance(key, ArrayKey):
+            raise TypeError(f"{node}: {arg} must be an ArrayKey, got {key!r}")
+    if source == target:
+        raise NodeArgumentError(
+            f"{node}: target must be a new ArrayKey, not the source {source} itself"
+        )
 
 
 def _snap(roi: Roi | None, voxel_size: Coordinate, mode: str) -> Roi | None:

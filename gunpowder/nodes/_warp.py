@@ -10,15 +10,16 @@ user) can map points with `ctx.transform.to_target(points)`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from ..batch import Array, Batch
-from ..errors import PipelineRequestError
+from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..node import Node
-from ..spec import ArrayKey, BatchRequest, GraphKey
+from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 from ..transforms.elastic import (
     SpatialTransform,
 )
@@ -31,6 +32,7 @@ class WarpPlan:
     transform: SpatialTransform
     arrays: dict = field(default_factory=dict)  # key -> (target roi, voxel size, interpolate)
     graphs: dict = field(default_factory=dict)  # key -> target roi
+    fast_points: tuple | None = None  # (lookup voxel size, recompute missing) or None
 
 
 def _last(values: Any, n: int, what: str, node: str) -> np.ndarray:
@@ -44,24 +46,46 @@ def _last(values: Any, n: int, what: str, node: str) -> np.ndarray:
     return values[-n:]
 
 
+def _check_lengths(node: str, spacing: tuple, sigma: tuple) -> None:
+    """control_point_spacing and jitter_sigma: one value, or one per axis alike."""
+    if len(spacing) > 1 and len(sigma) > 1 and len(spacing) != len(sigma):
+        raise ValueError(
+            f"{node}: control_point_spacing {spacing} and jitter_sigma {sigma} must have the "
+            "same number of entries (or one value)"
+        )
+
+
 class _Warp(Node):
     """Shared halves of the warping nodes; subclasses draw the transform (`_draw`)."""
 
     p: float = 1.0
     spatial_dims: int = 3
     subsample: int = 1
+    use_fast_points_transform: bool = False
+    recompute_missing_points: bool = True
+    graph_raster_voxel_size: Any = None
 
     def _draw(
         self, rng: np.random.Generator, origin: np.ndarray, voxel_size: np.ndarray, shape: tuple
     ) -> SpatialTransform:
         raise NotImplementedError
 
-    def _check_subsample_and_p(self, node: str, subsample: Any, p: Any) -> None:
-        """Constructor checks both warps share (`node`: the class name users know)."""
-        if self.subsample < 1:
-            raise ValueError(f"{node}: subsample must be >= 1, got {subsample}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"{node}: p must be in [0, 1], got {p}")
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        dims = {
+            s.roi.dims
+            for s in upstream_spec.values()
+            if s.roi is not None and not getattr(s, "nonspatial", False)
+        }
+        if len(dims) == 1:
+            n = min(self.spatial_dims, dims.pop())
+            for what in ("control_point_spacing", "jitter_sigma"):
+                values = getattr(self, what)
+                if 1 < len(values) < n:
+                    raise PipelineSetupError(
+                        f"{self.name}: {what} {tuple(values)} has {len(values)} entries, but "
+                        f"the upstream data has {n} spatial dimensions to warp"
+                    )
+        return upstream_spec
 
     def _voxel_size(self, key: ArrayKey, spec: Any) -> Coordinate:
         vs = spec.voxel_size
@@ -116,7 +140,16 @@ class _Warp(Node):
         transform = self._draw(rng, origin, master_vs.astype(np.float64), shape)
 
         upstream = request.copy()
-        plan = WarpPlan(transform)
+        fast = None
+        if self.use_fast_points_transform and graphs:
+            grid = self.graph_raster_voxel_size
+            grid = (
+                master_vs
+                if grid is None
+                else _last(grid, dims, "graph_raster_voxel_size", self.name)
+            )
+            fast = (tuple(int(v) for v in grid), bool(self.recompute_missing_points))
+        plan = WarpPlan(transform, fast_points=fast)
         for key, spec in arrays.items():
             vs = voxel_sizes[key]
             interpolate = self._interpolatable(key, spec)
@@ -151,8 +184,33 @@ class _Warp(Node):
             )
             batch[key] = Array(data, array.spec.replace(roi=roi), array.attrs)
         for key, roi in plan.graphs.items():
-            batch[key] = move_graph(batch[key], plan.transform, roi, self.name, key)
+            mapping: Any = plan.transform
+            if plan.fast_points is not None:
+                mapping = partial(_fast_to_target, plan.transform, roi, *plan.fast_points)
+            batch[key] = move_graph(batch[key], mapping, roi, self.name, key)
         return batch
+
+
+def _fast_to_target(
+    transform: SpatialTransform, roi: Roi, grid: tuple, recompute: bool, points: np.ndarray
+) -> np.ndarray:
+    """`transform.to_target(points)` by lookup on a `grid` over `roi` (1.x's
+    use_fast_points_transform): points the lookup misses are mapped exactly if `recompute`,
+    else dropped, as are points landing outside `roi` (placed beyond its end: the crop
+    removes them)."""
+    g = np.asarray(grid, dtype=np.int64)
+    begin = np.asarray(roi.begin, dtype=np.int64) // g * g
+    end = -(-np.asarray(roi.end, dtype=np.int64) // g) * g
+    result = transform.to_target_lookup(points, g, begin, (end - begin) // g, fill_holes=recompute)
+    if result is None:  # too large a grid for a lookup
+        return transform.to_target(points)
+    targets, status = result
+    missed = np.flatnonzero(status == 0)
+    if recompute and len(missed):
+        targets[missed] = transform.to_target(points[missed])
+    dropped = np.isnan(targets).any(axis=1)
+    targets[dropped] = np.asarray(roi.end, dtype=np.float64) + 1.0
+    return targets
 
 
 def check_source(node: str, key: ArrayKey, roi: Roi, source: Roi, have: Roi | None) -> None:

@@ -10,8 +10,25 @@ from ..geometry import Coordinate
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._args import NodeArgumentError, bad_argument, numpy_dtype
 from ._common import array_in, ask_for, spatial_array_spec
-from ._labels import _common_roi, _context, _same_grid
+from ._labels import (
+    _check_label_dtype,
+    _check_label_values,
+    _common_roi,
+    _context,
+    _one_channel,
+    _same_grid,
+)
+
+
+def _neighborhood(node: str, neighborhood: Any) -> np.ndarray:
+    """The offsets as an (n, dims) int array, else an error naming `node` and the argument."""
+    try:
+        nh = kernels.as_neighborhood(neighborhood)
+    except (TypeError, ValueError) as e:
+        raise NodeArgumentError(f"{node}: affinity_neighborhood: {e}") from None
+    return nh
 
 
 class AddAffinities(Node):
@@ -29,7 +46,8 @@ class AddAffinities(Node):
             offsets of equal length, one entry per spatial axis). 1.x's nearest neighbours
             `[[-1, 0, 0], [0, -1, 0], [0, 0, -1]]` compare each voxel with its predecessor along
             z, y and x; positive and long-range offsets work the same way.
-        labels: the ArrayKey of the label ids to read.
+        labels: the ArrayKey of the label ids to read: integers (or whole-numbered floats),
+            shape (*spatial) or (1, *spatial); a single channel axis is dropped.
         affinities: the ArrayKey to create (channels first: (len(offsets), *spatial)).
         labels_mask: optional ArrayKey (same voxel size as `labels`); an affinity is masked out
             (0 in `affinities_mask`) where either end has `labels_mask` == 0. Default: no mask.
@@ -61,13 +79,18 @@ class AddAffinities(Node):
         affinities_mask: ArrayKey | None = None,
         dtype: Any = np.uint8,
     ) -> None:
-        self.affinity_neighborhood = kernels.as_neighborhood(affinity_neighborhood)
+        self.affinity_neighborhood = _neighborhood("AddAffinities", affinity_neighborhood)
+        for arg, key in (("labels", labels), ("affinities", affinities)):
+            if not isinstance(key, ArrayKey):
+                raise bad_argument("AddAffinities", arg, "an ArrayKey", key)
         self.labels = labels
         self.unlabelled = unlabelled
         self.labels_mask = labels_mask
         self.affinities = affinities
         self.affinities_mask = affinities_mask
-        self.dtype = np.dtype(dtype)
+        self.dtype = numpy_dtype("AddAffinities", "dtype", dtype)
+        if self.dtype.kind not in "biuf":
+            raise bad_argument("AddAffinities", "dtype", "a numeric numpy dtype", dtype)
         neg, pos = kernels.affinity_context(self.affinity_neighborhood)
         self.context_neg = Coordinate(neg)
         self.context_pos = Coordinate(pos)
@@ -79,6 +102,9 @@ class AddAffinities(Node):
         labels = spatial_array_spec(self, upstream_spec, self.labels)
         for key in self._inputs():
             _same_grid(self, upstream_spec, self.labels, key)
+        _check_label_dtype(self, upstream_spec, self.labels, "label ids")
+        _check_label_dtype(self, upstream_spec, self.labels_mask, "a mask")
+        _check_label_dtype(self, upstream_spec, self.unlabelled, "a mask")
         dims = labels.voxel_size.dims
         if self.affinity_neighborhood.shape[1] != dims:
             raise PipelineSetupError(
@@ -123,17 +149,21 @@ class AddAffinities(Node):
             ask_for(upstream, key, context, vs)
         return upstream, (roi, context, with_mask)
 
+    def _spatial(self, batch: Batch, key: ArrayKey, roi: Any, what: str) -> np.ndarray:
+        return _one_channel(self, key, array_in(batch, key, roi), what)
+
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
             return batch
         roi, context, with_mask = ctx
-        labels = array_in(batch, self.labels, context).data
+        labels = self._spatial(batch, self.labels, context, "label ids")
+        _check_label_values(self, self.labels, labels, "label ids")
         labels_mask = None
         if with_mask and self.labels_mask is not None:
-            labels_mask = array_in(batch, self.labels_mask, context).data
+            labels_mask = self._spatial(batch, self.labels_mask, context, "a mask")
         unlabelled = None
         if self.unlabelled is not None:
-            unlabelled = array_in(batch, self.unlabelled, context).data
+            unlabelled = self._spatial(batch, self.unlabelled, context, "a mask")
         affs, mask = kernels.compute_affinities(
             labels,
             self.affinity_neighborhood,

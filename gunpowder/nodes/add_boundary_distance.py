@@ -10,8 +10,9 @@ from ..geometry import Coordinate
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._args import bad_argument
 from ._common import array_in, ask_for, spatial_array_spec
-from ._labels import _context
+from ._labels import _check_label_dtype, _check_label_values, _context, _one_channel
 
 
 class AddBoundaryDistance(Node):
@@ -43,9 +44,19 @@ class AddBoundaryDistance(Node):
         max_distance: float,
         background: int = 0,
     ) -> None:
-        if max_distance is None or max_distance <= 0:
-            raise ValueError(
-                f"AddBoundaryDistance: max_distance must be positive, got {max_distance!r}"
+        for arg, key in (("labels", labels), ("distance", distance)):
+            if not isinstance(key, ArrayKey):
+                raise bad_argument("AddBoundaryDistance", arg, "an ArrayKey", key)
+        try:
+            positive = bool(np.isfinite(max_distance) and max_distance > 0)
+        except TypeError:
+            positive = False
+        if not positive:
+            raise bad_argument(
+                "AddBoundaryDistance",
+                "max_distance",
+                "a positive number (world units)",
+                max_distance,
             )
         self.labels = labels
         self.distance = distance
@@ -55,7 +66,11 @@ class AddBoundaryDistance(Node):
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         labels = spatial_array_spec(self, upstream_spec, self.labels)
         if not 1 <= labels.voxel_size.dims <= 3:
-            raise PipelineSetupError(f"{self.name}: {self.labels} must be 1-3D")
+            raise PipelineSetupError(
+                f"{self.name}: {self.labels} must be 1-3D, but it has "
+                f"{labels.voxel_size.dims} spatial dimensions"
+            )
+        _check_label_dtype(self, upstream_spec, self.labels, "label ids")
         spec = upstream_spec.copy()
         spec[self.distance] = labels.replace(dtype=np.float32, interpolatable=True)
         return spec
@@ -76,7 +91,8 @@ class AddBoundaryDistance(Node):
         if ctx is None:
             return batch
         context = ctx
-        labels = array_in(batch, self.labels, context).data
+        labels = _one_channel(self, self.labels, array_in(batch, self.labels, context), "label ids")
+        _check_label_values(self, self.labels, labels, "label ids")
         vs = batch[self.labels].spec.voxel_size
         distance = kernels.signed_boundary_distance(labels, vs, self.max_distance, self.background)
         spec = ArraySpec(roi=context, voxel_size=vs, interpolatable=True, dtype=np.float32)

@@ -8,14 +8,17 @@ from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
-from ._array_filter import _as_upstream
+from ._args import numpy_dtype
+from ._array_filter import _as_upstream, cast
 
 
 class AsType(Node):
     """Cast `source` to `target_dtype`, in place or into a new key `target` (same ROI and spec).
 
     For dtypes a later node or a network needs (e.g. int64 labels for a loss, uint8 for
-    storage); values are converted with numpy's `astype` (no scaling: see Normalize).
+    storage); values are converted with numpy's `astype` (no scaling: see Normalize). Floats
+    holding NaN, inf or values outside the range of an integer target dtype are an error
+    naming the node and key (numpy would make up integers for them).
 
     Args:
         source: the ArrayKey to read.
@@ -37,10 +40,19 @@ class AsType(Node):
         target: ArrayKey | None = None,
         dtype: Any = None,
     ) -> None:
+        node = f"AsType({source})"
         if (target_dtype is None) == (dtype is None):
-            raise TypeError(f"AsType({source}): give the new dtype once, as target_dtype")
+            raise TypeError(f"{node}: give the new dtype once, as target_dtype")
+        if not isinstance(source, ArrayKey):
+            raise TypeError(f"{node}: source must be an ArrayKey, got {source!r}")
+        if target is not None and not isinstance(target, ArrayKey):
+            raise TypeError(f"{node}: target must be None or an ArrayKey, got {target!r}")
         self.source = source
-        self.dtype = np.dtype(target_dtype if target_dtype is not None else dtype)
+        self.dtype = numpy_dtype(
+            node,
+            "target_dtype" if target_dtype is not None else "dtype",
+            target_dtype if target_dtype is not None else dtype,
+        )
         self.target_dtype = self.dtype
         self.target = target
 
@@ -82,7 +94,9 @@ class AsType(Node):
         if self.source not in batch:
             return batch
         array = batch[self.source]
-        data = np.asarray(array.data).astype(self.dtype)
+        data = cast(self.name, self.source, np.asarray(array.data), self.dtype)
+        if data is array.data and self.target is not None:
+            data = data.copy()  # the target is a copy, not a view of the source
         batch[self.target or self.source] = Array(
             data, array.spec.replace(dtype=self.dtype), dict(array.attrs)
         )

@@ -9,8 +9,9 @@ from ..batch import Array, Batch
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._args import NodeArgumentError, bad_argument, check_probability
 from ._common import array_in, ask_for, spatial_array_spec
-from ._labels import _common_roi, _masks_list, _same_grid
+from ._labels import _check_label_dtype, _common_roi, _masks_list, _same_grid
 
 
 class BalanceLabels(Node):
@@ -51,10 +52,37 @@ class BalanceLabels(Node):
         clipmin: float | None = 0.05,
         clipmax: float | None = 0.95,
     ) -> None:
+        node = "BalanceLabels"
+        for arg, key in (("labels", labels), ("scales", scales)):
+            if not isinstance(key, ArrayKey):
+                raise bad_argument(node, arg, "an ArrayKey", key)
+        masks = _masks_list(mask)
+        if not all(isinstance(m, ArrayKey) for m in masks):
+            raise bad_argument(node, "mask", "an ArrayKey, a list of them or None", mask)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+            raise bad_argument(node, "num_classes", "an int >= 1", num_classes)
+        if num_classes < 1:
+            raise bad_argument(node, "num_classes", "an int >= 1", num_classes)
+        for arg, value in (("clipmin", clipmin), ("clipmax", clipmax)):
+            if value is not None:
+                check_probability(node, arg, value)
+        if clipmin is not None and clipmax is not None and clipmin > clipmax:
+            raise NodeArgumentError(
+                f"{node}: clipmin ({clipmin!r}) must not be larger than clipmax ({clipmax!r})"
+            )
+        if slab is not None:
+            try:
+                entries = [int(v) for v in slab]
+            except (TypeError, ValueError):
+                raise bad_argument(
+                    node, "slab", "a sequence of ints (-1: whole axis)", slab
+                ) from None
+            if not entries or any(v == 0 or v < -1 for v in entries):
+                raise bad_argument(node, "slab", "sizes > 0 or -1 (the whole axis)", slab)
         self.labels = labels
         self.scales = scales
-        self.masks = _masks_list(mask)
-        self.slab = None if slab is None else tuple(slab)
+        self.masks = masks
+        self.slab = None if slab is None else tuple(int(v) for v in slab)
         self.num_classes = num_classes
         self.clipmin = clipmin
         self.clipmax = clipmax
@@ -63,6 +91,8 @@ class BalanceLabels(Node):
         labels = spatial_array_spec(self, upstream_spec, self.labels)
         for mask in self.masks:
             _same_grid(self, upstream_spec, self.labels, mask)
+            _check_label_dtype(self, upstream_spec, mask, "a mask")
+        _check_label_dtype(self, upstream_spec, self.labels, "class labels")
         spec = upstream_spec.copy()
         spec[self.scales] = labels.replace(
             roi=_common_roi(upstream_spec, [self.labels, *self.masks]),

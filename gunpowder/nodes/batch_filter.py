@@ -20,9 +20,12 @@ class BatchFilter(BatchProvider):
     `self.spec` starts as the upstream spec; keys declared with `provides` are removed from
     the upstream request; dependencies returned by `prepare` are requested as well (the
     union of ROIs where a key is also requested downstream); the returned outputs are merged
-    into the batch. `enable_autoskip()` skips the filter for requests without its keys. The
-    global `random`/`np.random` are seeded from the node's Generator before each call. The
-    base class takes no constructor arguments; a subclass defines its own.
+    into the batch. `enable_autoskip()` skips the filter for requests without its keys (other
+    than placeholders), and `skip_node(request)` returning True skips it for that request.
+    As in 1.x, the global `random`/`np.random` are seeded with the request's `random_seed`
+    before `skip_node` and `prepare`. The request the filter sees holds no dtype the engine
+    filled in (1.x requests had none). The base class takes no constructor arguments; a
+    subclass defines its own.
 
     Example::
 
@@ -68,6 +71,14 @@ class BatchFilter(BatchProvider):
     def enable_placeholders(self) -> None:
         """Accepted for 1.x compatibility: placeholders are always passed on here."""
         self.__dict__["_placeholders"] = True
+
+    def skip_node(self, request: BatchRequest) -> bool:
+        """Return True to pass `request` through this filter untouched (1.x).
+
+        Called before `prepare`, after `random`/`np.random` were seeded with the request's
+        seed, so a random skip (`random.random() > p`) is the same for the same seed.
+        """
+        return False
 
     def prepare(self, request: BatchRequest) -> BatchRequest | None:
         return None

@@ -11,6 +11,7 @@ from ..spec import ArrayKey, BatchRequest
 from ..transforms.augment_intensity import (
     blur_sections,
 )
+from ._args import NodeArgumentError, bad_argument, check_interval, check_probability
 from ._intensity import _check_p, _OneArray
 
 
@@ -45,13 +46,16 @@ class BlurAugment(_OneArray):
         p: float = 1.0,
     ) -> None:
         self.array = array
-        self.prob_blur = float(prob_blur)
-        self.sigma_min = float(sigma_min)
-        self.sigma_max = float(sigma_max)
+        self.prob_blur = check_probability("BlurAugment", "prob_blur", prob_blur)
+        self.sigma_min, self.sigma_max = check_interval(
+            "BlurAugment", "sigma_min", sigma_min, "sigma_max", sigma_max
+        )
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis < 0:
+            raise bad_argument("BlurAugment", "axis", "a spatial axis index (an int >= 0)", axis)
         self.axis = int(axis)
         self.p = _check_p("BlurAugment", p)
         if not 0 <= self.sigma_min <= self.sigma_max:
-            raise ValueError(
+            raise NodeArgumentError(
                 f"BlurAugment: need 0 <= sigma_min <= sigma_max, got {sigma_min}, {sigma_max}"
             )
 

@@ -5,9 +5,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineSetupError
-from ..geometry import Coordinate, Roi, is_multiple_of
+from ..geometry import Coordinate, Roi
 from ..node import Node
 from ..spec import ArrayKey, ProviderSpec
+from ._args import NodeArgumentError, bad_argument
 
 
 class Crop(Node):
@@ -20,12 +21,14 @@ class Crop(Node):
 
     Args:
         key: the ArrayKey (or GraphKey) to crop; it must be provided upstream with a ROI.
-        roi: the ROI to offer (world units): inside the upstream ROI and on the voxel grid.
-            Default None: use the fractions.
+        roi: the ROI to offer (world units), inside the upstream ROI. Default None: use the
+            fractions.
         fraction_negative: the fraction (in [0, 1]; a number or one per axis) of the upstream
             ROI's shape to cut off at its lower end. Default None (= 0).
-        fraction_positive: the same at the upper end. Default None (= 0). The cropped ROI is
-            shrunk to the voxel grid; both fractions together may not exceed 1 in an axis.
+        fraction_positive: the same at the upper end. Default None (= 0). Both fractions
+            together may not exceed 1 in an axis. As in 1.x, the cut (rounded down to world
+            units) is not snapped to the voxel grid: the offered ROI bounds where requests may
+            lie, and requests themselves must still be on the grid.
 
     Example::
 
@@ -43,11 +46,26 @@ class Crop(Node):
         fraction_negative: Any = None,
         fraction_positive: Any = None,
     ) -> None:
+        node = f"Crop({key})"
         fractions = fraction_negative is not None or fraction_positive is not None
         if roi is not None and fractions:
-            raise ValueError(f"Crop({key}): give either roi or fractions, not both")
+            raise NodeArgumentError(f"{node}: give either roi or fractions, not both")
         if roi is None and not fractions:
-            raise ValueError(f"Crop({key}): give a roi or fraction_negative/fraction_positive")
+            raise NodeArgumentError(f"{node}: give a roi or fraction_negative/fraction_positive")
+        if roi is not None and not isinstance(roi, Roi):
+            raise bad_argument(node, "roi", "a Roi", roi)
+        for arg, value in (
+            ("fraction_negative", fraction_negative),
+            ("fraction_positive", fraction_positive),
+        ):
+            if value is None:
+                continue
+            try:
+                f = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise bad_argument(node, arg, "a number or one number per axis", value) from None
+            if f.ndim > 1 or not np.all((f >= 0) & (f <= 1)):
+                raise bad_argument(node, arg, "in [0, 1] (a number or one per axis)", value)
         self.key = key
         self.roi = roi
         self.fraction_negative = fraction_negative
@@ -58,7 +76,12 @@ class Crop(Node):
         return f"Crop({self.key})"
 
     def _fraction(self, value: Any, dims: int) -> np.ndarray:
-        f = np.zeros(dims) if value is None else np.broadcast_to(np.asarray(value, float), dims)
+        f = np.asarray(0.0 if value is None else value, float)
+        if f.ndim == 1 and len(f) != dims:
+            raise PipelineSetupError(
+                f"{self.name}: fractions {value} have {len(f)} entries, {self.key} {dims} axes"
+            )
+        f = np.broadcast_to(f, dims)
         if np.any(f < 0) or np.any(f > 1):
             raise PipelineSetupError(f"{self.name}: fractions must be in [0, 1], got {value}")
         return f
@@ -70,7 +93,6 @@ class Crop(Node):
         have = array.roi
         if have is None:
             raise PipelineSetupError(f"{self.name}: {self.key} has no ROI upstream to crop")
-        vs = getattr(array, "voxel_size", None) or Coordinate((1,) * have.dims)
         if self.roi is not None:
             roi = self.roi
             if roi.dims != have.dims:
@@ -80,10 +102,6 @@ class Crop(Node):
             if not have.contains(roi):
                 raise PipelineSetupError(
                     f"{self.name}: roi {roi} is not inside the upstream ROI {have} of {self.key}"
-                )
-            if not (is_multiple_of(roi.offset, vs) and is_multiple_of(roi.shape, vs)):
-                raise PipelineSetupError(
-                    f"{self.name}: roi {roi} is not on the voxel grid {vs} of {self.key}"
                 )
         else:
             if have.unbounded:
@@ -101,6 +119,5 @@ class Crop(Node):
                 Coordinate(-np.floor(shape * neg).astype(int)),
                 Coordinate(-np.floor(shape * pos).astype(int)),
             )
-            roi = roi.snap_to_grid(vs, mode="shrink")
         array.roi = roi
         return spec

@@ -16,7 +16,8 @@ from ..transforms.augment_defects import (
     fold,
     low_contrast,
 )
-from ._defects import ARTIFACT, DEFORM, LOW_CONTRAST, MISSING, _check_p, _padded
+from . import _augment_args as args
+from ._defects import ARTIFACT, DEFORM, LOW_CONTRAST, MISSING, _padded
 
 
 class DefectAugment(Node):
@@ -84,27 +85,37 @@ class DefectAugment(Node):
         axis: int = 0,
         p: float = 1.0,
     ) -> None:
+        name = "DefectAugment"
         self.intensities = intensities
-        self.prob_missing = float(prob_missing)
-        self.prob_low_contrast = float(prob_low_contrast)
-        self.prob_artifact = float(prob_artifact)
-        self.prob_deform = float(prob_deform)
-        self.contrast_scale = float(contrast_scale)
+        self.prob_missing = args.probability(name, "prob_missing", prob_missing)
+        self.prob_low_contrast = args.probability(name, "prob_low_contrast", prob_low_contrast)
+        self.prob_artifact = args.probability(name, "prob_artifact", prob_artifact)
+        self.prob_deform = args.probability(name, "prob_deform", prob_deform)
+        self.contrast_scale = args.non_negative(name, "contrast_scale", contrast_scale)[0]
         self.artifact_source = artifact_source
         self.artifacts = artifacts
         self.artifacts_mask = artifacts_mask
-        self.deformation_strength = deformation_strength
-        self.axis = int(axis)
-        self.p = _check_p("DefectAugment", p)
+        self.deformation_strength = args.integer(
+            name, "deformation_strength", deformation_strength, minimum=0
+        )
+        self.axis = args.integer(name, "axis", axis, minimum=0)
+        self.p = args.probability(name, "p", p)
         probs = (self.prob_missing, self.prob_low_contrast, self.prob_artifact, self.prob_deform)
-        if min(probs) < 0 or sum(probs) > 1 + 1e-9:
+        if sum(probs) > 1 + 1e-9:
             raise ValueError(
-                f"DefectAugment: probabilities must be >= 0 and sum to at most 1, got {probs}"
+                f"{name}: prob_missing, prob_low_contrast, prob_artifact and prob_deform must "
+                f"sum to at most 1, got {probs}"
             )
         self._artifact_pipeline: Pipeline | None = None
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         self.require(upstream_spec, self.intensities)
+        roi = upstream_spec[self.intensities].roi
+        if roi is not None and self.axis >= roi.dims:
+            raise PipelineSetupError(
+                f"{self.name}: axis {self.axis} is not one of the {roi.dims} spatial axes of "
+                f"{self.intensities}"
+            )
         if self.prob_artifact > 0:
             if (
                 self.artifact_source is None

@@ -12,7 +12,8 @@ from ..transforms.elastic import (
     draw_jitter,
     random_rotation,
 )
-from ._warp import _last, _Warp
+from . import _augment_args as args
+from ._warp import _check_lengths, _last, _Warp
 
 
 class DeformAugment(_Warp):
@@ -38,13 +39,15 @@ class DeformAugment(_Warp):
             between, for speed (default 1: every voxel).
         spatial_dims: how many trailing spatial axes to warp; 2 warps each section of a 3D
             array in 2D (default 3).
-        use_fast_points_transform: accepted for 1.x compatibility; points are always mapped
-            exactly.
-        recompute_missing_points: accepted for 1.x compatibility (no effect).
+        use_fast_points_transform: map graph nodes by a lookup table built from a
+            nearest-neighbour warp of the graph's ROI (faster for many points) instead of
+            inverting the transform per point (default False).
+        recompute_missing_points: with the fast transform, map points that fall into holes
+            of the nearest-neighbour lookup exactly (default True); False drops them, as 1.x.
         transform_key: not supported; must be None (anything else raises
             NotImplementedError).
-        graph_raster_voxel_size: accepted for 1.x compatibility (no effect: graphs are moved
-            exactly, not rasterised).
+        graph_raster_voxel_size: the voxel size (world units) of the fast points transform's
+            lookup grid (default None: the finest requested voxel size).
         p: probability of augmenting a request at all (default 1.0).
         rotation_axes: indices of the warped spatial axes the rotation mixes, e.g. (1, 2) to
             rotate in-plane only (default None: all of them).
@@ -75,21 +78,43 @@ class DeformAugment(_Warp):
         p: float = 1.0,
         rotation_axes: Sequence[int] | None = None,
     ) -> None:
-        self.control_point_spacing = Coordinate(control_point_spacing)
-        self.jitter_sigma = tuple(float(s) for s in jitter_sigma)
-        self.scale_interval = tuple(scale_interval)
+        name = "DeformAugment"
+        self.control_point_spacing = Coordinate(
+            args.integer(name, "control_point_spacing", v, minimum=1)
+            for v in args.positive(name, "control_point_spacing", control_point_spacing)
+        )
+        self.jitter_sigma = args.non_negative(name, "jitter_sigma", jitter_sigma)
+        self.scale_interval = args.interval(name, "scale_interval", scale_interval)
+        if self.scale_interval[0] <= 0:
+            raise ValueError(f"{name}: scale_interval must be > 0, got {scale_interval!r}")
         self.rotate = bool(rotate)
-        self.subsample = int(subsample)
-        self.spatial_dims = int(spatial_dims)
-        self.use_fast_points_transform = use_fast_points_transform
-        self.recompute_missing_points = recompute_missing_points
+        self.subsample = args.integer(name, "subsample", subsample, minimum=1)
+        self.spatial_dims = args.integer(name, "spatial_dims", spatial_dims, minimum=1)
+        self.use_fast_points_transform = bool(use_fast_points_transform)
+        self.recompute_missing_points = bool(recompute_missing_points)
         self.transform_key = transform_key
-        self.graph_raster_voxel_size = graph_raster_voxel_size
-        self.p = float(p)
-        self.rotation_axes = None if rotation_axes is None else tuple(int(a) for a in rotation_axes)
+        self.graph_raster_voxel_size = (
+            None
+            if graph_raster_voxel_size is None
+            else tuple(
+                args.integer(name, "graph_raster_voxel_size", v, minimum=1)
+                for v in args.positive(name, "graph_raster_voxel_size", graph_raster_voxel_size)
+            )
+        )
+        self.p = args.probability(name, "p", p)
+        self.rotation_axes = args.axes(name, "rotation_axes", rotation_axes)
+        if (
+            self.rotation_axes is not None
+            and self.rotation_axes
+            and (max(self.rotation_axes) >= self.spatial_dims or len(self.rotation_axes) < 2)
+        ):
+            raise ValueError(
+                f"{name}: rotation_axes must name at least 2 of the {self.spatial_dims} "
+                f"spatial_dims axes, got {rotation_axes!r}"
+            )
         if transform_key is not None:
             raise NotImplementedError("DeformAugment: transform_key is not supported")
-        self._check_subsample_and_p("DeformAugment", subsample, p)
+        _check_lengths(name, tuple(self.control_point_spacing), self.jitter_sigma)
 
     def _draw(self, rng, origin, voxel_size, shape):  # type: ignore[override]
         dims = len(shape)

@@ -8,8 +8,9 @@ from ..batch import Array
 from ..geometry import Roi
 from ..spec import ArrayKey, ArraySpec, ProviderSpec
 from ..transforms import resample as kernels
+from ._args import check_positive_ints
 from ._common import spatial_array_spec
-from ._resampler import _factor, _Resampler, _snap
+from ._resampler import _factor, _Resampler, _snap, check_resampler_args
 
 
 class DownSample(_Resampler):
@@ -32,6 +33,9 @@ class DownSample(_Resampler):
     """
 
     def __init__(self, source: ArrayKey, factor: int | Sequence[int], target: ArrayKey) -> None:
+        node = f"DownSample({source})"
+        check_resampler_args(node, source, target)
+        check_positive_ints(node, "factor", factor)
         self.source = source
         self.factor = factor
         self.target = target

@@ -10,7 +10,8 @@ from ..transforms.elastic import (
     draw_misalignment,
     rotation_2d,
 )
-from ._warp import _last, _Warp
+from . import _augment_args as args
+from ._warp import _check_lengths, _last, _Warp
 
 
 class ElasticAugment(_Warp):
@@ -46,9 +47,11 @@ class ElasticAugment(_Warp):
             between, for speed (default 1: every voxel).
         spatial_dims: how many trailing spatial axes to warp; 2 warps each section of a 3D
             array in 2D with the same transform, without mixing sections (default 3).
-        use_fast_points_transform: accepted for 1.x compatibility; points are always mapped
-            exactly.
-        recompute_missing_points: accepted for 1.x compatibility (no effect).
+        use_fast_points_transform: map graph nodes by a lookup table built from a
+            nearest-neighbour warp of the graph's ROI (faster for many points) instead of
+            inverting the transform per point (default False).
+        recompute_missing_points: with the fast transform, map points that fall into holes
+            of the nearest-neighbour lookup exactly (default True); False drops them, as 1.x.
         p: probability of augmenting a request at all (default 1.0).
 
     Example::
@@ -79,21 +82,28 @@ class ElasticAugment(_Warp):
         recompute_missing_points: bool = True,
         p: float = 1.0,
     ) -> None:
-        self.control_point_spacing = tuple(control_point_spacing)
-        self.jitter_sigma = tuple(jitter_sigma)
-        self.rotation_interval = tuple(rotation_interval)
-        self.scale_interval = tuple(scale_interval)
-        self.prob_slip = float(prob_slip)
-        self.prob_shift = float(prob_shift)
-        self.max_misalign = max_misalign
-        self.subsample = int(subsample)
-        self.spatial_dims = int(spatial_dims)
-        self.use_fast_points_transform = use_fast_points_transform
-        self.recompute_missing_points = recompute_missing_points
-        self.p = float(p)
-        if len(self.rotation_interval) != 2 or len(self.scale_interval) != 2:
-            raise ValueError("ElasticAugment: rotation_interval and scale_interval need 2 values")
-        self._check_subsample_and_p("ElasticAugment", subsample, p)
+        name = "ElasticAugment"
+        self.control_point_spacing = args.positive(
+            name, "control_point_spacing", control_point_spacing
+        )
+        self.jitter_sigma = args.non_negative(name, "jitter_sigma", jitter_sigma)
+        self.rotation_interval = args.interval(name, "rotation_interval", rotation_interval)
+        self.scale_interval = args.interval(name, "scale_interval", scale_interval)
+        if self.scale_interval[0] <= 0:
+            raise ValueError(f"{name}: scale_interval must be > 0, got {scale_interval!r}")
+        self.prob_slip = args.probability(name, "prob_slip", prob_slip)
+        self.prob_shift = args.probability(name, "prob_shift", prob_shift)
+        if self.prob_slip + self.prob_shift > 1 + 1e-9:
+            raise ValueError(
+                f"{name}: prob_slip + prob_shift must be at most 1, got {prob_slip} + {prob_shift}"
+            )
+        self.max_misalign = args.integer(name, "max_misalign", max_misalign, minimum=0)
+        self.subsample = args.integer(name, "subsample", subsample, minimum=1)
+        self.spatial_dims = args.integer(name, "spatial_dims", spatial_dims, minimum=1)
+        self.use_fast_points_transform = bool(use_fast_points_transform)
+        self.recompute_missing_points = bool(recompute_missing_points)
+        self.p = args.probability(name, "p", p)
+        _check_lengths(name, self.control_point_spacing, self.jitter_sigma)
 
     def _draw(self, rng, origin, voxel_size, shape):  # type: ignore[override]
         dims = len(shape)

@@ -10,8 +10,9 @@ from ..geometry import Coordinate
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._args import bad_argument
 from ._common import ask_for, spatial_array_spec
-from ._labels import _context
+from ._labels import _check_label_dtype, _check_label_values, _context, _one_channel
 
 
 class ExcludeLabels(Node):
@@ -47,14 +48,39 @@ class ExcludeLabels(Node):
         ignore_mask_erode: float = 0,
         background_value: int = 0,
     ) -> None:
+        if not isinstance(labels, ArrayKey):
+            raise bad_argument("ExcludeLabels", "labels", "an ArrayKey", labels)
+        if ignore_mask is not None and not isinstance(ignore_mask, ArrayKey):
+            raise bad_argument("ExcludeLabels", "ignore_mask", "an ArrayKey or None", ignore_mask)
+        try:
+            ids = list(exclude)
+            excluded = {int(e) for e in ids}
+        except (TypeError, ValueError):
+            raise bad_argument(
+                "ExcludeLabels", "exclude", "an iterable of label ids", exclude
+            ) from None
+        if any(isinstance(e, bool) or float(e) != int(e) for e in ids):
+            raise bad_argument("ExcludeLabels", "exclude", "whole numbers (label ids)", exclude)
+        try:
+            erode_ok = bool(np.isfinite(ignore_mask_erode) and ignore_mask_erode >= 0)
+        except TypeError:
+            erode_ok = False
+        if not erode_ok:
+            raise bad_argument(
+                "ExcludeLabels",
+                "ignore_mask_erode",
+                "a number >= 0 (world units)",
+                ignore_mask_erode,
+            )
         self.labels = labels
-        self.exclude = {int(e) for e in exclude}
+        self.exclude = excluded
         self.ignore_mask = ignore_mask
         self.ignore_mask_erode = ignore_mask_erode
         self.background_value = background_value
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         labels = spatial_array_spec(self, upstream_spec, self.labels)
+        _check_label_dtype(self, upstream_spec, self.labels, "label ids")
         spec = upstream_spec.copy()
         if self.ignore_mask is not None:
             spec[self.ignore_mask] = labels.replace(dtype=np.uint8, interpolatable=False)
@@ -76,10 +102,12 @@ class ExcludeLabels(Node):
         if self.labels not in batch:
             return batch
         array = batch[self.labels]
+        _check_label_values(self, self.labels, array.data, "label ids")
         if ctx is not None:
+            labels = _one_channel(self, self.labels, array, "label ids")  # eroded in space
             mask = kernels.include_mask(
-                array.data, self.exclude, self.ignore_mask_erode, array.spec.voxel_size
-            )
+                labels, self.exclude, self.ignore_mask_erode, array.spec.voxel_size
+            ).reshape(array.data.shape)
             spec = array.spec.replace(dtype=np.uint8, interpolatable=False)
             batch[self.ignore_mask] = Array(mask, spec)
         data = kernels.exclude_labels(array.data, self.exclude, self.background_value)

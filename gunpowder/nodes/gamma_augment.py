@@ -12,6 +12,7 @@ from ..spec import ArrayKey, BatchRequest, ProviderSpec
 from ..transforms.augment_intensity import (
     gamma,
 )
+from ._args import NodeArgumentError, check_interval
 from ._intensity import _check_p, _float_data
 
 
@@ -41,11 +42,12 @@ class GammaAugment(Node):
         p: float = 1.0,
     ) -> None:
         self.arrays = (arrays,) if isinstance(arrays, ArrayKey) else tuple(arrays)
-        self.gamma_min = float(gamma_min)
-        self.gamma_max = float(gamma_max)
+        self.gamma_min, self.gamma_max = check_interval(
+            "GammaAugment", "gamma_min", gamma_min, "gamma_max", gamma_max
+        )
         self.p = _check_p("GammaAugment", p)
         if not 0 < self.gamma_min <= self.gamma_max:
-            raise ValueError(
+            raise NodeArgumentError(
                 f"GammaAugment: need 0 < gamma_min <= gamma_max, got {gamma_min}, {gamma_max}"
             )
 

@@ -9,8 +9,26 @@ from ..errors import PipelineSetupError
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
+from ._args import bad_argument
 from ._common import array_in, ask_for, spatial_array_spec
-from ._labels import _common_roi, _context, _same_grid
+from ._labels import (
+    _check_label_dtype,
+    _check_label_values,
+    _common_roi,
+    _context,
+    _one_channel,
+    _same_grid,
+)
+
+
+def _whole(value: Any) -> bool:
+    """Whether `value` is a whole number (an int, or a float without fraction; not a bool)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value) == int(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 class GrowBoundary(Node):
@@ -23,7 +41,8 @@ class GrowBoundary(Node):
     where a batch was cut. `labels` keeps its key, spec and dtype.
 
     Args:
-        labels: the ArrayKey of the label ids to change in place.
+        labels: the ArrayKey of the label ids to change in place (integers; shape
+            (*spatial) or (1, *spatial)).
         mask: optional ArrayKey (same voxel size as `labels`); 0 marks unknown regions, which
             are left as they are and never count as another label. Default: all known.
         steps: how far, in voxels (L1 distance), boundaries grow into each object; a whole
@@ -45,8 +64,14 @@ class GrowBoundary(Node):
         background: int = 0,
         only_xy: bool = False,
     ) -> None:
-        if int(steps) != steps or steps < 0:
-            raise ValueError(f"GrowBoundary: steps must be a whole number >= 0, got {steps!r}")
+        if not isinstance(labels, ArrayKey):
+            raise bad_argument("GrowBoundary", "labels", "an ArrayKey", labels)
+        if mask is not None and not isinstance(mask, ArrayKey):
+            raise bad_argument("GrowBoundary", "mask", "an ArrayKey or None", mask)
+        if not _whole(steps) or steps < 0:
+            raise bad_argument("GrowBoundary", "steps", "a whole number >= 0", steps)
+        if not _whole(background):
+            raise bad_argument("GrowBoundary", "background", "a label id (an int)", background)
         self.labels = labels
         self.mask = mask
         self.steps = int(steps)
@@ -56,6 +81,8 @@ class GrowBoundary(Node):
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         labels = spatial_array_spec(self, upstream_spec, self.labels)
         _same_grid(self, upstream_spec, self.labels, self.mask)
+        _check_label_dtype(self, upstream_spec, self.labels, "label ids")
+        _check_label_dtype(self, upstream_spec, self.mask, "a mask")
         if self.only_xy and labels.voxel_size.dims < 2:
             raise PipelineSetupError(f"{self.name}: only_xy needs at least 2D {self.labels}")
         return upstream_spec
@@ -82,11 +109,14 @@ class GrowBoundary(Node):
             return batch
         context = ctx
         array = batch[self.labels]
-        labels = array_in(batch, self.labels, context).data
-        mask = None if self.mask is None else array_in(batch, self.mask, context).data
-        dims = context.dims
-        lead = labels.ndim - dims
-        axes = [lead + a for a in self._grown_axes(dims)]
+        cropped = array_in(batch, self.labels, context)
+        labels = _one_channel(self, self.labels, cropped, "label ids")
+        _check_label_values(self, self.labels, labels, "label ids")
+        mask = None
+        if self.mask is not None:
+            mask = _one_channel(self, self.mask, array_in(batch, self.mask, context), "a mask")
+        axes = self._grown_axes(context.dims)
         grown = kernels.grow_boundary(labels, self.steps, self.background, mask, axes)
+        grown = grown.reshape(cropped.data.shape)  # a dropped channel axis comes back
         batch[self.labels] = Array(grown, array.spec.replace(roi=context), dict(array.attrs))
         return batch

@@ -5,12 +5,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import PipelineSetupError
-from ..spec import ArrayKey, ArraySpec
+from ..spec import ArrayKey, ArrayKeys, ArraySpec
 from .hdf5like_source_base import DatasetSource, Reader, _describe_directory, _hdf5_reader
 
 
 class Hdf5Source(DatasetSource):
     """Serve datasets of an HDF5 file: `Hdf5Source(filename, {RAW: "volumes/raw"})`.
+
+    The seed-era (2017) form names the datasets of the standard keys instead:
+    `Hdf5Source(filename, raw_dataset="volumes/raw", gt_dataset=..., gt_mask_dataset=...)`
+    serves `ArrayKeys.RAW`, `GT_LABELS` and `GT_MASK` (labels and mask not interpolatable).
 
     Voxel size and offset come from the datasets' `resolution` / `offset` attributes (world
     units), else voxel size 1 and offset 0; non-None fields of `array_specs[key]` override
@@ -29,6 +33,10 @@ class Hdf5Source(DatasetSource):
             the file's metadata (`interpolatable` then True for float and uint8, else False).
         channels_first: True (default) if channel axes come before the spatial axes in the
             datasets; False for (spatial..., channels) datasets (served channels first).
+        raw_dataset: seed-era form: the dataset served as `ArrayKeys.RAW` (instead of
+            `datasets`; also accepted as the second positional argument, a str).
+        gt_dataset: seed-era form: the dataset served as `ArrayKeys.GT_LABELS` (optional).
+        gt_mask_dataset: seed-era form: the dataset served as `ArrayKeys.GT_MASK` (optional).
 
     Example::
 
@@ -39,15 +47,28 @@ class Hdf5Source(DatasetSource):
             array_specs={raw: gp.ArraySpec(interpolatable=True),
                          labels: gp.ArraySpec(interpolatable=False)})
         pipeline += gp.RandomLocation()
+
+        # the 2017 README's form, for the standard keys RAW, GT_LABELS, GT_MASK
+        source = gp.Hdf5Source(
+            "example.hdf",
+            raw_dataset="volumes/raw",
+            gt_dataset="volumes/labels/neuron_ids",
+            gt_mask_dataset="volumes/labels/mask")
     """
 
     def __init__(
         self,
         filename: str | os.PathLike,
-        datasets: dict[ArrayKey, str],
+        datasets: dict[ArrayKey, str] | str | None = None,
         array_specs: dict[ArrayKey, ArraySpec] | None = None,
         channels_first: bool = True,
+        raw_dataset: str | None = None,
+        gt_dataset: str | None = None,
+        gt_mask_dataset: str | None = None,
     ) -> None:
+        datasets, array_specs = _seed_datasets(
+            filename, datasets, array_specs, raw_dataset, gt_dataset, gt_mask_dataset
+        )
         super().__init__(datasets, array_specs, channels_first)
         self.filename = os.fspath(filename)
 
@@ -96,3 +117,58 @@ class Hdf5Source(DatasetSource):
 
     def make_reader(self, container: Any, dataset: Any) -> Reader:
         return _hdf5_reader(dataset)
+
+
+def _seed_datasets(
+    filename: Any,
+    datasets: Any,
+    array_specs: dict[ArrayKey, ArraySpec] | None,
+    raw_dataset: str | None,
+    gt_dataset: str | None,
+    gt_mask_dataset: str | None,
+) -> tuple[Any, dict[ArrayKey, ArraySpec] | None]:
+    """`datasets`/`array_specs` for the seed-era arguments (RAW, GT_LABELS, GT_MASK).
+
+    Without seed-era arguments `datasets` is passed on unchanged (the base class checks it).
+    Labels and mask default to not interpolatable (a uint8 mask would otherwise be blended
+    by an elastic augmentation); `array_specs` overrides that.
+    """
+    if isinstance(datasets, str):  # 2017: Hdf5Source(filename, raw_dataset, ...)
+        if raw_dataset is not None:
+            raise TypeError(
+                f"Hdf5Source({filename!r}): raw dataset given twice: positionally "
+                f"({datasets!r}) and as raw_dataset={raw_dataset!r}"
+            )
+        datasets, raw_dataset = None, datasets
+    seed = {
+        ArrayKeys.RAW: raw_dataset,
+        ArrayKeys.GT_LABELS: gt_dataset,
+        ArrayKeys.GT_MASK: gt_mask_dataset,
+    }
+    seed = {key: path for key, path in seed.items() if path is not None}
+    if not seed:
+        if datasets is None:
+            raise TypeError(
+                f"Hdf5Source({filename!r}): give `datasets` (a dict ArrayKey -> dataset path) "
+                "or the seed-era raw_dataset=/gt_dataset=/gt_mask_dataset="
+            )
+        return datasets, array_specs
+    if datasets is not None:
+        raise TypeError(
+            f"Hdf5Source({filename!r}): give either `datasets` ({datasets!r}) or the seed-era "
+            f"raw_dataset=/gt_dataset=/gt_mask_dataset= ({sorted(map(str, seed))}), not both"
+        )
+    for key, path in seed.items():
+        if not isinstance(path, str):
+            raise TypeError(
+                f"Hdf5Source({filename!r}): the dataset for {key} must be a path (str) in the "
+                f"file, got {path!r}"
+            )
+    specs = {
+        key: ArraySpec(interpolatable=False)
+        for key in (ArrayKeys.GT_LABELS, ArrayKeys.GT_MASK)
+        if key in seed
+    }
+    for key, spec in (array_specs or {}).items():
+        specs[key] = specs[key].update_with(spec) if key in specs else spec
+    return seed, specs

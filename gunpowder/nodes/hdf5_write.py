@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from ..spec import ArrayKey
-from .hdf5like_write_base import _Write, open_or_create_hdf5
+from .hdf5like_write_base import _Write, create_hdf5_dataset, open_for_writing
 
 
 class Hdf5Write(_Write):
@@ -13,15 +13,18 @@ class Hdf5Write(_Write):
     `dataset_names` maps ArrayKey → dataset path; `compression_type` is h5py's (e.g. "gzip",
     "lzf"); `dataset_dtypes` maps ArrayKey → dtype to cast to.
 
-    Batches pass through unchanged. An existing file is appended to; an existing dataset is
-    reused if its shape, `resolution` and `offset` match, else it is an error. Chunks of a
-    new dataset span all channels and the spatial shape (voxels) of the first batch written. The file is
-    flushed after every write and closed at teardown.
+    Batches pass through unchanged. An existing file is appended to. An existing dataset is
+    written into as it is (gunpowder 1.x): its ROI is its shape at its `resolution`/`offset`
+    attributes, and each batch is written where it overlaps it, so the upstream ROI may be
+    larger or unbounded (after `Pad(raw, None)`); a different `resolution` or channel shape
+    is an error. A new dataset covers the upstream ROI (which must then be bounded); its
+    chunks span all channels and the spatial shape (voxels) of the first batch written. The
+    file is flushed after every write and closed at teardown.
 
     Args:
         dataset_names: a dict ArrayKey -> dataset path in the file (e.g.
-            `{pred: "volumes/pred"}`); every key must be provided upstream with a bounded ROI,
-            which is the extent of its dataset.
+            `{pred: "volumes/pred"}`); every key must be provided upstream; a new dataset
+            covers its (bounded) upstream ROI.
         output_dir: the directory of the file (created if missing). Default ".".
         output_filename: the file's name inside `output_dir`. Default "output.hdf".
         compression_type: an h5py compression filter, e.g. "gzip" or "lzf". Default None:
@@ -65,10 +68,24 @@ class Hdf5Write(_Write):
             self._handles["file"] = h5py.File(self.path, "a")
         return self._handles["file"]
 
-    def _open_dataset(self, dataset, roi, voxel_size, channels, dtype, chunks) -> Any:
-        return open_or_create_hdf5(
-            self._file(), dataset, roi, voxel_size, channels, dtype, chunks, self.compression_type
-        )
+    def _dataset_exists(self, dataset: str) -> bool:
+        import h5py
+
+        if not os.path.exists(self.path):
+            return False
+        with h5py.File(self.path, "r") as f:
+            return dataset in f
+
+    def _open_dataset(self, dataset, total, voxel_size, channels, dtype, chunks) -> Any:
+        file = self._file()
+
+        def create() -> Any:
+            return create_hdf5_dataset(
+                file, dataset, total, voxel_size, channels, dtype, chunks, self.compression_type
+            )
+
+        where = f"{self.path}/{dataset}"
+        return open_for_writing(file, dataset, where, total, voxel_size, channels, create)
 
     def _flush(self) -> None:
         self._handles["file"].flush()

@@ -8,8 +8,8 @@ pickled into worker processes; `teardown` closes them.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..batch import Array, Batch
-from ..errors import PipelineRequestError, PipelineSetupError
+from ..errors import GunpowderError, PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi, is_multiple_of
 from ..io_metadata import (
     NO_METADATA,
@@ -57,6 +57,20 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class SourceReadError(GunpowderError, OSError):
+    """Reading a dataset failed (a truncated file, a corrupt or missing chunk, a vanished
+    store); the message names the source, the file, the dataset and the ROI."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels from worker processes unchanged
+        return (type(self), self.args[:1], self.__dict__)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def default_interpolatable(dtype: np.dtype) -> bool:
@@ -460,9 +474,8 @@ class DatasetSource(Source):
                 )
             provided = self._provided[key]
             layout = self._layouts[key]
-            read = self._reader(key)
             if provided.nonspatial:
-                data = read((slice(None),) * len(layout.shape))
+                data = self._read(key, (slice(None),) * len(layout.shape), None)
                 batch[key] = Array(data, provided)
                 continue
             roi = provided.roi if requested.roi is None else requested.roi
@@ -471,9 +484,23 @@ class DatasetSource(Source):
                     f"{self._where()}: {key} requested with ROI {roi}, which lies outside the "
                     f"dataset's ROI {provided.roi}"
                 )
-            data = layout.to_channels_first(read(layout.index(roi)))
+            index = layout.index(roi)
+            data = layout.to_channels_first(self._read(key, index, roi))
             batch[key] = Array(data, provided.replace(roi=roi))
         return batch
+
+    def _read(self, key: ArrayKey, index: tuple, roi: Roi | None) -> np.ndarray:
+        """Read `index` of `key`'s dataset (opening it on first use in this process); any
+        failure becomes a `SourceReadError` naming the file, the dataset and the ROI."""
+        try:
+            return self._reader(key)(index)
+        except Exception as e:
+            voxels = tuple((s.start, s.stop) for s in index)
+            where = "the whole dataset" if roi is None else f"ROI {roi} (voxels {voxels})"
+            raise SourceReadError(
+                f"{self._where()}: reading {key} from dataset {self._layouts[key].path!r} at "
+                f"{where} failed: {type(e).__name__}: {e}"
+            ) from e
 
     def __repr__(self) -> str:
         return self._where()
@@ -506,62 +533,249 @@ def _contiguous_offset(dataset: Any) -> int | None:
 
 
 def _hdf5_reader(dataset: Any) -> Reader:
-    """Read `dataset[index]`: through a memory map for contiguous data, else `read_direct`."""
+    """Read `dataset[index]`: positioned reads for contiguous data, else `read_direct`; a
+    read during which the file changed is repeated (and an error if it keeps changing)."""
     offset = _contiguous_offset(dataset)
     if offset is not None:
-        return _mapped_reader(dataset.file.filename, offset, dataset.shape, dataset.dtype)
+        return _contiguous_reader(dataset.file.filename, offset, dataset.shape, dataset.dtype)
 
     shape = dataset.shape
     dtype = dataset.dtype.newbyteorder("=") if not dataset.dtype.isnative else dataset.dtype
 
+    filename = dataset.file.filename
+
     def read_direct(index: tuple) -> np.ndarray:
         out_shape = tuple(len(range(*s.indices(n))) for s, n in zip(index, shape))
         out = np.empty(out_shape, dtype=dtype)
-        if out.size:
+        if not out.size:
+            return out
+        for _ in range(_READ_TRIES):  # as `_contiguous_reader`: repeat a read the file
+            before = _path_stamp(filename)  # changed under (written or truncated meanwhile)
             dataset.read_direct(out, source_sel=index)
-        return out
+            if _path_stamp(filename) == before:
+                return out
+        raise OSError(
+            f"{filename!r} kept changing while being read ({_READ_TRIES} tries): another "
+            "process is writing to it"
+        )
 
     return read_direct
 
 
-def _mapped_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype) -> Reader:
-    """Read slices of a contiguous on-disk array by mapping only the bytes a read spans.
+# Cost model of `_contiguous_reader`: one read call, and one byte read (page cache to memory).
+_CALL_SECONDS = 2e-6
+_BYTE_SECONDS = 1 / 5e9
 
-    The map is closed after each read, so the process's resident memory stays bounded by one
-    batch (a map of the whole file would count every page ever touched).
+
+def _read_level(ranges: list[range], strides: tuple[int, ...], itemsize: int) -> tuple[int, int]:
+    """The number L of outer axes to loop over (one read per index of them) and the bytes one
+    read spans (the other axes): the L with the least estimated time."""
+    best: tuple[float, int, int] | None = None
+    calls = 1
+    for level in range(len(ranges) + 1):
+        if level:
+            calls *= len(ranges[level - 1])
+        span = itemsize + sum(
+            (len(r) - 1) * r.step * st for r, st in zip(ranges[level:], strides[level:])
+        )
+        cost = calls * (_CALL_SECONDS + span * _BYTE_SECONDS)
+        if best is None or cost < best[0]:
+            best = (cost, level, span)
+    assert best is not None
+    return best[1], best[2]
+
+
+# A read during which the file changed (size or modification time) is repeated this often.
+_READ_TRIES = 3
+
+
+def _stamp(fd: int) -> tuple[int, int, int]:
+    """What changes when a file is written to or truncated: size, mtime and ctime."""
+    st = os.fstat(fd)
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _path_stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _read_fully(fd: int, buffer: np.ndarray, at: int) -> int:
+    """Fill `buffer` from byte `at` of `fd`; the bytes read (fewer only at the end of file)."""
+    got = os.preadv(fd, [buffer], at)
+    if got == buffer.nbytes or got == 0:
+        return got
+    view = memoryview(buffer).cast("B")  # a read stops early only past ~2 GiB or at EOF
+    while got < len(view):
+        more = os.preadv(fd, [view[got:]], at + got)
+        if more == 0:
+            break
+        got += more
+    return got
+
+
+def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype) -> Reader:
+    """Read slices of a contiguous on-disk array with positioned reads (`os.preadv`).
+
+    Not a memory map: a map of a file that another process truncates kills the reader with
+    SIGBUS, while a read of a shrunk file merely comes back short, which is reported as an
+    `OSError` naming the file. Each read spans the bytes of the inner axes for one index of
+    the outer ones (the split that the cost model finds fastest); what lies between the
+    requested rows goes to a scratch buffer and only the requested voxels are copied out.
     """
+    dtype = np.dtype(dtype)
     itemsize = dtype.itemsize
     strides = tuple(
         int(np.prod(shape[i + 1 :], dtype=np.int64)) * itemsize for i in range(len(shape))
     )
-    granularity = mmap.ALLOCATIONGRANULARITY
+    end_of_data = offset + int(np.prod(shape, dtype=np.int64)) * itemsize
 
-    def read_mapped(index: tuple) -> np.ndarray:
+    def read_contiguous(index: tuple) -> np.ndarray:
         ranges = [range(*s.indices(n)) for s, n in zip(index, shape)]
-        out_shape = tuple(len(r) for r in ranges)
-        if any(n == 0 for n in out_shape):
-            return np.empty(out_shape, dtype=dtype)
-        first = sum(r.start * st for r, st in zip(ranges, strides))
-        last = sum(r[-1] * st for r, st in zip(ranges, strides)) + itemsize
-        begin = offset + first
-        aligned = begin - begin % granularity
-        length = offset + last - aligned
-        with (
-            open(filename, "rb") as f,
-            mmap.mmap(f.fileno(), length, offset=aligned, access=mmap.ACCESS_READ) as mapped,
-        ):
-            view = np.ndarray(
-                out_shape,
-                dtype=dtype,
-                buffer=mapped,
-                offset=begin - aligned,
-                strides=tuple(r.step * st for r, st in zip(ranges, strides)),
+        out = np.empty(tuple(len(r) for r in ranges), dtype=dtype)
+        if out.size == 0:
+            return out
+        level, span = _read_level(ranges, strides, itemsize)
+        inner_shape = out.shape[level:]
+        inner_strides = tuple(r.step * st for r, st in zip(ranges[level:], strides[level:]))
+        direct = span == int(np.prod(inner_shape, dtype=np.int64)) * itemsize
+        scratch = None if direct else np.empty(span, dtype=np.uint8)
+        view = (
+            None
+            if scratch is None
+            else np.ndarray(inner_shape, dtype=dtype, buffer=scratch, strides=inner_strides)
+        )
+        base = offset + sum(r.start * st for r, st in zip(ranges[level:], strides[level:]))
+        starts = np.full((), base, dtype=np.int64)
+        for r, st in zip(ranges[:level], strides[:level]):  # byte position of every read
+            starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
+        blocks = out.reshape((-1, *inner_shape))
+        fd = os.open(filename, os.O_RDONLY)
+        try:
+            for _ in range(_READ_TRIES):
+                before = _stamp(fd)
+                for i, at in enumerate(starts.reshape(-1).tolist()):
+                    buffer = blocks[i].reshape(-1).view(np.uint8) if direct else scratch
+                    if _read_fully(fd, buffer, at) != span:  # type: ignore[arg-type]
+                        raise OSError(
+                            f"{filename!r} shrank while being read: it has "
+                            f"{os.fstat(fd).st_size} bytes, the dataset's data ends at byte "
+                            f"{end_of_data} (the file was truncated or is being rewritten "
+                            "by another process)"
+                        )
+                    if view is not None:
+                        blocks[i] = view
+                if _stamp(fd) == before:
+                    return out
+            raise OSError(
+                f"{filename!r} kept changing while being read ({_READ_TRIES} tries): another "
+                "process is writing to it"
             )
-            data = np.array(view)
-            del view
+        finally:
+            os.close(fd)
+
+    return read_contiguous
+
+
+MISSING_CHUNKS = ("error", "fill")
+
+
+def check_missing_chunks(node: str, missing_chunks: str) -> str:
+    """Validate a `missing_chunks` argument ("error" or "fill"), naming the node."""
+    if missing_chunks not in MISSING_CHUNKS:
+        raise ValueError(
+            f"{node}: missing_chunks must be 'error' (a chunk absent from the store is an "
+            f"error) or 'fill' (it reads as the fill value), got {missing_chunks!r}"
+        )
+    return missing_chunks
+
+
+def _zarr_key(array: Any, key: str) -> str:
+    return f"{array.path.strip('/')}/{key}" if array.path.strip("/") else key
+
+
+def _zarr_keys_exist(array: Any, keys: list[str]) -> list[bool]:
+    """Whether each store key of `array` exists (a stat per key for a local store)."""
+    store = array.store
+    root = getattr(store, "root", None)
+    if root is not None and type(store).__name__ == "LocalStore":
+        return [os.path.isfile(os.path.join(os.fspath(root), k)) for k in keys]
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def exist() -> list[bool]:
+        return list(await asyncio.gather(*(store.exists(k) for k in keys)))
+
+    return sync(exist())
+
+
+def _covered(selection: slice, size: int, unit: int) -> range | np.ndarray:
+    """Indices of the storage units (chunks or shards) of size `unit` that a slice reads."""
+    r = range(*selection.indices(size))
+    if len(r) == 0:
+        return range(0)
+    if r.step == 1:
+        return range(r.start // unit, (r[-1]) // unit + 1)
+    return np.unique(np.asarray(r) // unit)
+
+
+def check_zarr_chunks(array: Any, index: tuple, missing_chunks: str = "error") -> None:
+    """Raise `OSError` unless the stored chunks that `array[index]` reads are all there.
+
+    A zarr store gives no sign of a missing chunk: it reads as the fill value. That is right
+    for a dataset written sparsely, and silently wrong for a chunk lost or deleted (or a
+    store removed) under a running pipeline. Always checked: the array's metadata is still
+    in the store (so a vanished store is an error). With `missing_chunks="error"`, every
+    chunk (of a sharded array: every shard) that the selection touches must exist;
+    `"fill"` lets absent chunks read as the fill value. `index` is a tuple of slices, one
+    per axis. The message names the first missing chunks; callers add file and ROI.
+    """
+    meta_key = _zarr_key(array, "zarr.json" if array.metadata.zarr_format == 3 else ".zarray")
+    if not _zarr_keys_exist(array, [meta_key])[0]:
+        raise OSError(
+            f"the store no longer holds this array (its metadata {meta_key!r} is gone): was "
+            "the store deleted or moved during the run?"
+        )
+    if missing_chunks == "fill":
+        return
+    unit = array.shards or array.chunks
+    covered = [_covered(sel, n, u) for sel, n, u in zip(index, array.shape, unit)]
+    coords = list(itertools.product(*(list(map(int, c)) for c in covered)))
+    if not coords:
+        return
+    keys = [_zarr_key(array, array.metadata.encode_chunk_key(c)) for c in coords]
+    missing = [k for k, there in zip(keys, _zarr_keys_exist(array, keys)) if not there]
+    if missing:
+        shown = ", ".join(repr(k) for k in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        what = "shards" if array.shards else "chunks"
+        raise OSError(
+            f"{len(missing)} of the {len(keys)} {what} this read needs are missing from the "
+            f"store: {shown}. If the dataset was written sparsely on purpose, pass "
+            "missing_chunks='fill' to read absent chunks as the fill value"
+        )
+
+
+def zarr_reader(array: Any, missing_chunks: str = "error") -> Reader:
+    """A reader of `array[index]` that verifies the chunks it reads exist (before and after
+    the read, so a chunk deleted meanwhile is caught); see `check_zarr_chunks`."""
+    check_missing_chunks("zarr_reader", missing_chunks)
+    dtype = np.dtype(array.dtype)
+    native = dtype.newbyteorder("=") if not dtype.isnative else dtype
+
+    def read(index: tuple) -> np.ndarray:
+        check_zarr_chunks(array, index, missing_chunks)
+        data = np.asarray(array[index])
+        if missing_chunks == "error":
+            check_zarr_chunks(array, index, missing_chunks)
+        if data.dtype != native:
+            data = data.astype(native)
         return data
 
-    return read_mapped
+    return read
 
 
 def _describe_directory(path: str) -> str:

@@ -1,16 +1,20 @@
 """`ZarrWrite` and `Hdf5Write`: store the arrays passing through a pipeline in a file.
 
-Each dataset covers the whole ROI the upstream provides for its key, with the voxel size and
+A new dataset covers the whole ROI the upstream provides for its key, with the voxel size and
 offset written as gunpowder `resolution`/`offset` attributes (plus OME-NGFF `multiscales` on
 the parent group for zarr). It is created when its first batch arrives (then the number of
-channels is known) and every batch is written at its ROI. Files are opened once per process.
+channels is known). An existing dataset is written into as it is (gunpowder 1.x): its ROI
+comes from its shape and `resolution`/`offset` attributes, and each batch is written where it
+overlaps the dataset, so the upstream ROI may be larger or unbounded (e.g. after
+`Pad(raw, None)`, or a dataset prepared for a daisy run). Files are opened once per process.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +30,8 @@ from ..io_metadata import (
 )
 from ..node import Node
 from ..spec import ArrayKey, ProviderSpec
+
+logger = logging.getLogger(__name__)
 
 
 def zarr_compressor(compression_type: Any, zarr_format: int = 2) -> Any:
@@ -142,7 +148,7 @@ def _layout(
 
 
 def open_or_create_zarr(
-    container: str,
+    container: Any,
     dataset: str,
     roi: Roi,
     voxel_size: Coordinate,
@@ -152,15 +158,39 @@ def open_or_create_zarr(
     compression_type: Any = None,
     zarr_format: int = 2,
 ) -> Any:
-    """The zarr array `dataset` in `container` covering `roi`: opened if it exists (and matches),
-    else created with `resolution`/`offset` attributes and OME-NGFF metadata."""
+    """The zarr array `dataset` in `container` (a path or zarr store) covering `roi`: opened
+    if it exists (and matches exactly), else created with `resolution`/`offset` attributes
+    and OME-NGFF metadata."""
+    root = open_zarr_root(container, zarr_format)
+    existing = _existing(root, dataset, f"{_name(container)}/{dataset}", roi, voxel_size, channels)
+    if existing is not None:
+        return existing
+    return create_zarr_dataset(
+        root, dataset, roi, voxel_size, channels, dtype, chunks, compression_type
+    )
+
+
+def open_zarr_root(container: Any, zarr_format: int = 2) -> Any:
+    """The root group of `container` (a path or zarr store), created if missing (keeping the
+    format of an existing one)."""
     import zarr
 
     zarr_format = _existing_format(container, zarr_format)
-    root = zarr.open_group(container, mode="a", zarr_format=zarr_format)
-    existing = _existing(root, dataset, f"{container}/{dataset}", roi, voxel_size, channels)
-    if existing is not None:
-        return existing
+    return zarr.open_group(container, mode="a", zarr_format=zarr_format)
+
+
+def create_zarr_dataset(
+    root: Any,
+    dataset: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...],
+    compression_type: Any = None,
+) -> Any:
+    """A new zarr array `dataset` under `root` covering `roi`, with spatial metadata."""
+    zarr_format = root.metadata.zarr_format
     shape, chunks = _layout(roi, voxel_size, channels, chunks)
     array = root.create_array(
         dataset,
@@ -173,17 +203,85 @@ def open_or_create_zarr(
     write_spatial_metadata(array.attrs, voxel_size, roi.offset)
     parent, name = _split(dataset)
     group = root[parent] if parent else root
-    version = "0.4" if root.metadata.zarr_format == 2 else "0.5"
+    version = "0.4" if zarr_format == 2 else "0.5"
     write_ome_ngff_entry(group.attrs, name, voxel_size, roi.offset, len(shape), version)
     return array
 
 
-def _existing_format(container: str, default: int) -> int:
-    if os.path.exists(os.path.join(container, "zarr.json")):
-        return 3
-    if os.path.exists(os.path.join(container, ".zgroup")):
-        return 2
-    return default
+def open_for_writing(
+    group: Any,
+    dataset: str,
+    where: str,
+    total: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+    create: Callable[[], Any],
+    attrs_of: Callable[[Any], Mapping[str, Any]] = lambda a: a.attrs,
+) -> tuple[Any, Roi]:
+    """(handle, ROI) of the dataset a writer fills: an existing one as it is (its ROI from its
+    shape and attributes), else `create()`d over `total`, which must then be bounded."""
+    if dataset in group:
+        handle = group[dataset]
+        roi = existing_roi(where, tuple(handle.shape), attrs_of(handle), voxel_size, channels)
+        if not total.unbounded and not roi.contains(total):
+            logger.info(
+                "%s exists with ROI %s: only the part of %s inside it is written", where, roi, total
+            )
+        return handle, roi
+    if total.unbounded:
+        raise ValueError(
+            f"{where} does not exist, and a new dataset needs a bounded ROI, but the upstream "
+            f"ROI is {total}; create the dataset beforehand or bound the ROI (e.g. gp.Crop)"
+        )
+    return create(), total
+
+
+def _name(container: Any) -> str:
+    return os.fspath(container) if isinstance(container, (str, os.PathLike)) else repr(container)
+
+
+def _existing_format(container: Any, default: int) -> int:
+    """The zarr format of an existing container (a path or a zarr store), else `default`."""
+    if isinstance(container, (str, os.PathLike)):
+        container = os.fspath(container)
+        if os.path.exists(os.path.join(container, "zarr.json")):
+            return 3
+        if os.path.exists(os.path.join(container, ".zgroup")):
+            return 2
+        return default
+    import zarr
+
+    try:
+        return int(zarr.open_group(container, mode="r").metadata.zarr_format)
+    except Exception:  # nothing there yet (zarr raises several kinds)
+        return default
+
+
+def existing_roi(
+    where: str,
+    shape: tuple[int, ...],
+    attrs: Mapping[str, Any],
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+) -> Roi:
+    """The ROI of an existing dataset (its spatial shape times `voxel_size`, at its `offset`
+    attribute, else at 0), after checking its voxel size and channel axes; ValueError else."""
+    dims = voxel_size.dims
+    meta = read_gunpowder_attrs(attrs)
+    problems = []
+    if len(shape) != len(channels) + dims or tuple(shape[: len(channels)]) != tuple(channels):
+        problems.append(
+            f"shape {tuple(shape)} (expected {len(channels)} channel axes {tuple(channels)} "
+            f"before {dims} spatial axes)"
+        )
+    if meta.voxel_size is not None and meta.voxel_size != voxel_size:
+        problems.append(f"resolution {tuple(meta.voxel_size)} (expected {tuple(voxel_size)})")
+    if problems:
+        raise ValueError(
+            f"{where} already exists with {', '.join(problems)}; remove it or write elsewhere"
+        )
+    offset = meta.offset if meta.offset is not None else Coordinate((0,) * dims)
+    return Roi(offset, Coordinate(shape[-dims:]) * voxel_size)
 
 
 def open_or_create_hdf5(
@@ -200,6 +298,22 @@ def open_or_create_hdf5(
     existing = _existing(file, dataset, f"{file.filename}/{dataset}", roi, voxel_size, channels)
     if existing is not None:
         return existing
+    return create_hdf5_dataset(
+        file, dataset, roi, voxel_size, channels, dtype, chunks, compression_type
+    )
+
+
+def create_hdf5_dataset(
+    file: Any,
+    dataset: str,
+    roi: Roi,
+    voxel_size: Coordinate,
+    channels: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...],
+    compression_type: Any = None,
+) -> Any:
+    """A new h5py dataset `dataset` in the open `file` covering `roi`, with spatial metadata."""
     shape, chunks = _layout(roi, voxel_size, channels, chunks)
     ds = file.create_dataset(
         dataset,
@@ -243,17 +357,34 @@ class _Write(Node):
     def path(self) -> str:
         return os.path.join(self.output_dir, self.output_filename)
 
+    def location(self) -> str:
+        """The file or store written to, for messages."""
+        return self.path
+
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         self.require(upstream_spec, *self.dataset_names)
-        for key in self.dataset_names:
+        for key, dataset in self.dataset_names.items():
             spec = upstream_spec[key]
-            if spec.roi is None or spec.roi.unbounded:
+            if spec.roi is None or spec.nonspatial:
                 raise PipelineSetupError(
-                    f"{self.name}: {key} is provided with ROI {spec.roi}; a bounded ROI is "
-                    "needed to create its dataset"
+                    f"{self.name}: {key} is provided without a ROI (nonspatial); only spatial "
+                    "arrays can be written"
                 )
-        os.makedirs(self.output_dir or ".", exist_ok=True)
+            if spec.roi.unbounded and not self._dataset_exists(dataset):
+                raise PipelineSetupError(
+                    f"{self.name}: {key} is provided with the unbounded ROI {spec.roi}, and "
+                    f"{self.location()}/{dataset} does not exist: a new dataset needs a bounded "
+                    f"ROI; create the dataset beforehand or bound {key} (e.g. gp.Crop)"
+                )
+        self._make_container_dir()
         return upstream_spec.copy()
+
+    def _make_container_dir(self) -> None:
+        os.makedirs(self.output_dir or ".", exist_ok=True)
+
+    def _dataset_exists(self, dataset: str) -> bool:
+        """Whether `dataset` exists already (asked only for unbounded upstream ROIs)."""
+        raise NotImplementedError
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         for key, dataset in self.dataset_names.items():
@@ -262,26 +393,28 @@ class _Write(Node):
         return batch
 
     def _write(self, key: ArrayKey, dataset: str, array: Array) -> None:
-        provided = self.upstream_spec[key]
-        total, vs = provided.roi, array.spec.voxel_size
-        dims = total.dims
-        region = array.spec.roi.intersect(total)
-        if region.empty:
-            return
-        data = array.crop(region, copy=False).data
-        dtype = np.dtype(self.dataset_dtypes.get(key, data.dtype))
+        vs = array.spec.voxel_size
+        dims = array.spec.roi.dims
+        data = array.data
         with self._lock:
-            target = self._datasets().get(dataset)
-            if target is None:
+            entry = self._datasets().get(dataset)
+            if entry is None:
                 channels = tuple(np.shape(data)[:-dims])
+                dtype = np.dtype(self.dataset_dtypes.get(key, data.dtype))
                 chunks = tuple(array.spec.roi.shape / vs)
+                total = self.upstream_spec[key].roi
                 try:
-                    target = self._open_dataset(dataset, total, vs, channels, dtype, chunks)
+                    entry = self._open_dataset(dataset, total, vs, channels, dtype, chunks)
                 except ValueError as e:
                     raise PipelineRequestError(f"{self.name}: {key}: {e}") from e
-                self._datasets()[dataset] = target
-            index = (Ellipsis,) + voxel_slices(region, total, vs)
-            target[index] = np.asarray(data).astype(target.dtype, copy=False)
+                self._datasets()[dataset] = entry
+            target, dataset_roi = entry
+            region = array.spec.roi.intersect(dataset_roi)
+            if region.empty:
+                return
+            part = np.asarray(array.crop(region, copy=False).data)
+            index = (Ellipsis,) + voxel_slices(region, dataset_roi, vs)
+            target[index] = part.astype(target.dtype, copy=False)
             self._flush()
 
     def _flush(self) -> None:
@@ -293,7 +426,16 @@ class _Write(Node):
             self._handles = {"pid": os.getpid(), "datasets": {}}
         return self._handles["datasets"]
 
-    def _open_dataset(self, dataset, roi, voxel_size, channels, dtype, chunks) -> Any:
+    def _open_dataset(
+        self,
+        dataset: str,
+        total: Roi,
+        voxel_size: Coordinate,
+        channels: tuple[int, ...],
+        dtype: np.dtype,
+        chunks: tuple[int, ...],
+    ) -> tuple[Any, Roi]:
+        """(handle, ROI) of `dataset`, see `open_for_writing`; ValueError if it can't be used."""
         raise NotImplementedError
 
     def teardown(self) -> None:

@@ -10,7 +10,8 @@ from ..transforms.augment_intensity import (
     count_slabs,
     scale_shift_range,
 )
-from ._intensity import _check_p, _check_range, _float_data, _OneArray
+from ._args import NodeArgumentError, bad_argument, check_interval, check_probability
+from ._intensity import _check_range, _float_data, _OneArray
 
 
 class IntensityAugment(_OneArray):
@@ -52,17 +53,32 @@ class IntensityAugment(_OneArray):
         p: float = 1.0,
         slab: Sequence[int] | None = None,
     ) -> None:
+        node = f"IntensityAugment({array})"
+        if not isinstance(array, ArrayKey):
+            raise TypeError(f"{node}: array must be an ArrayKey, got {array!r}")
         self.array = array
-        self.scale_min = float(scale_min)
-        self.scale_max = float(scale_max)
-        self.shift_min = float(shift_min)
-        self.shift_max = float(shift_max)
+        self.scale_min, self.scale_max = check_interval(
+            node, "scale_min", scale_min, "scale_max", scale_max
+        )
+        self.shift_min, self.shift_max = check_interval(
+            node, "shift_min", shift_min, "shift_max", shift_max
+        )
         self.z_section_wise = bool(z_section_wise)
         self.clip = bool(clip)
-        self.p = _check_p("IntensityAugment", p)
-        self.slab = None if slab is None else tuple(int(s) for s in slab)
+        self.p = check_probability(node, "p", p)
+        if slab is not None:
+            try:
+                slab = tuple(int(s) for s in slab)
+            except (TypeError, ValueError):
+                raise bad_argument(
+                    node, "slab", "a sequence of ints (-1: whole axis)", slab
+                ) from None
+            if not slab or any(s == 0 or s < -1 for s in slab):
+                raise bad_argument(node, "slab", "positive ints or -1 (whole axis)", slab)
+        self.slab = slab
         if self.z_section_wise and self.slab is not None:
-            raise ValueError("IntensityAugment: give z_section_wise or slab, not both")
+            # an AssertionError too, as in 1.x
+            raise NodeArgumentError(f"{node}: give z_section_wise or slab, not both")
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

@@ -47,7 +47,8 @@ class IterateLocations(SpecifiedLocation):
     voxel/2 <= node < centre + voxel/2, so always inside it); after the last node the first
     comes again; with `choose_randomly`, a node is drawn from the request's `rng` (with
     replacement). A node that would take the request outside the upstream data is skipped with
-    a warning. `node_id` (an ArrayKey) receives the id of the node as a nonspatial int64 array.
+    a warning. `node_id` (an ArrayKey) receives the id of the node as a nonspatial int64 array of shape
+    (1,) (as 1.x).
     As in `SpecifiedLocation`, the counter is the one state kept across requests: each worker
     process (PreCache) counts on its own copy. Downstream, every spatial key is offered with
     an unbounded ROI.
@@ -58,7 +59,7 @@ class IterateLocations(SpecifiedLocation):
             the graph's provided ROI (which must then be bounded, unless the graph source has
             a point index).
         node_id: an ArrayKey under which the id of the visited node is stored, as a
-            nonspatial int64 array, when requested. Default None.
+            nonspatial int64 array of shape (1,), when requested. Default None.
         choose_randomly: draw a node uniformly (with replacement) from the request's
             Generator instead of visiting them in turn. Default False: in turn, starting over
             after the last.
@@ -208,7 +209,7 @@ class IterateLocations(SpecifiedLocation):
         if self.node_id is not None and self.node_id in request:
             assert self._ids is not None
             batch[self.node_id] = Array(
-                np.array(self._ids[ctx[1]], dtype=np.int64),
+                np.array([self._ids[ctx[1]]], dtype=np.int64),
                 ArraySpec(nonspatial=True, dtype=np.int64),
             )
         return batch

@@ -2,12 +2,38 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..batch import Array, Batch
 from ..spec import ArrayKey
 from ..transforms.augment_intensity import (
     add_noise,
 )
+from ._args import bad_argument, check_probability
 from ._intensity import _check_p, _check_range, _float_data, _OneArray
+
+
+def _check_noise_kwargs(mode: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The mode's parameters, each checked: var >= 0, amount and salt_vs_pepper in [0, 1]."""
+    node = "NoiseAugment"
+    if "var" in kwargs:
+        try:
+            ok = bool(np.isfinite(kwargs["var"]) and kwargs["var"] >= 0)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise bad_argument(node, "var", "a variance >= 0", kwargs["var"])
+    if "mean" in kwargs:
+        try:
+            ok = bool(np.isfinite(kwargs["mean"]))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise bad_argument(node, "mean", "a finite number", kwargs["mean"])
+    for arg in ("amount", "salt_vs_pepper"):
+        if arg in kwargs:
+            check_probability(node, arg, kwargs[arg])
+    return kwargs
 
 
 class NoiseAugment(_OneArray):
@@ -40,7 +66,7 @@ class NoiseAugment(_OneArray):
         self.mode = mode
         self.clip = bool(clip)
         self.p = _check_p("NoiseAugment", p)
-        self.kwargs = kwargs
+        self.kwargs = _check_noise_kwargs(mode, kwargs)
         if mode not in ("gaussian", "speckle", "poisson", "salt", "pepper", "s&p"):
             raise ValueError(
                 f"NoiseAugment: unknown mode {mode!r}; "

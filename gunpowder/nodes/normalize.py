@@ -5,7 +5,8 @@ from typing import Any
 import numpy as np
 
 from ..spec import ArrayKey
-from ._array_filter import _ArrayFilter, default_factor
+from ._args import bad_argument, numpy_dtype
+from ._array_filter import _ArrayFilter, cast, default_factor
 
 
 class Normalize(_ArrayFilter):
@@ -14,7 +15,9 @@ class Normalize(_ArrayFilter):
     Networks and intensity augmentations want floats in [0, 1]; sources usually provide
     integers. Without a factor: 1/255 for uint8, 1/65535 for uint16 (1 / the dtype's largest
     value for any integer type), 1 for floats, from the dtype upstream declares (or else the
-    data's). The provided spec declares `dtype`.
+    data's). The provided spec declares `dtype`. Into an integer `dtype`, values are scaled
+    in float64 and then cast (truncated); NaN, inf or values outside the dtype's range are
+    an error naming the node and key.
 
     Args:
         array: the ArrayKey to change in place.
@@ -27,10 +30,20 @@ class Normalize(_ArrayFilter):
     """
 
     def __init__(self, array: ArrayKey, factor: float | None = None, dtype: Any = np.float32):
+        node = f"Normalize({array})"
+        if not isinstance(array, ArrayKey):
+            raise TypeError(f"{node}: array must be an ArrayKey, got {array!r}")
+        if factor is not None:
+            try:
+                factor = float(factor)
+            except (TypeError, ValueError):
+                raise bad_argument(node, "factor", "None or a number", factor) from None
+            if not np.isfinite(factor):
+                raise bad_argument(node, "factor", "a finite number", factor)
         self.array = array
         self.key = array
         self.factor = factor
-        self.dtype = np.dtype(dtype)
+        self.dtype = numpy_dtype(node, "dtype", dtype)
 
     @property
     def name(self) -> str:
@@ -44,4 +57,8 @@ class Normalize(_ArrayFilter):
         if factor is None:
             declared = self.upstream_spec[self.key].dtype
             factor = default_factor(declared if declared is not None else data.dtype)
+        if np.issubdtype(self.dtype, np.integer):
+            # scale in floats, then check what is cast (NaN, range) into the integer dtype
+            scaled = data.astype(np.float64) * factor
+            return cast(self.name, self.key, scaled, self.dtype)
         return (data.astype(self.dtype) * factor).astype(self.dtype, copy=False)

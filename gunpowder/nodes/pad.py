@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ from ..geometry import Coordinate, Roi, is_multiple_of
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 from ._graph_support import pad_graph, pad_graph_request, pad_graph_spec, pad_roi
-from ._pad import PAD_MODES, source_index
+from ._pad import PAD_MODES, check_pad_size, gather, pad_constant, source_index
 
 
 class Pad(Node):
@@ -47,7 +46,7 @@ class Pad(Node):
         if mode not in PAD_MODES:
             raise ValueError(f"Pad({key}): unknown mode {mode!r}; use one of {PAD_MODES}")
         self.key = key
-        self.size = None if size is None else Coordinate(size)
+        self.size = None if size is None else check_pad_size(size, f"Pad({key})")
         self.value = value
         self.mode = mode
 
@@ -65,7 +64,8 @@ class Pad(Node):
         size = self.size if self.size is not None else Coordinate((None,) * roi.dims)
         if size.dims != roi.dims:
             raise PipelineSetupError(
-                f"{self.name}: size {size} has {size.dims} dimensions, {self.key} has {roi.dims}"
+                f"{self.name}: argument size={size} has {size.dims} dimensions, but {self.key} "
+                f"has {roi.dims} (ROI {roi}); give one value (or None) per spatial axis"
             )
         if isinstance(self.key, GraphKey):
             spec[self.key] = pad_graph_spec(array, self.size)
@@ -117,22 +117,18 @@ class Pad(Node):
         return upstream, (wanted, indices, inside)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
-        if ctx is None:
+        if ctx is None:  # the request lies inside the data: the upstream array as it is
             return batch
         if isinstance(self.key, GraphKey):
             batch[self.key] = pad_graph(batch[self.key], ctx)
             return batch
         wanted, indices, inside = ctx
         array = batch[self.key]
-        data = np.asarray(array.data)[(Ellipsis,) + np.ix_(*indices)]
+        data = np.asarray(array.data)
         if self.mode == "constant":
-            dims = len(inside)
-            axes = [
-                m.reshape([-1 if i == d else 1 for i in range(dims)]) for d, m in enumerate(inside)
-            ]
-            outside = ~functools.reduce(np.logical_and, axes)
-            if outside.any():
-                value = 0 if self.value is None else self.value
-                data[..., outside] = np.asarray(value).astype(data.dtype)
-        batch[self.key] = Array(data, array.spec.replace(roi=wanted), array.attrs)
+            value = np.asarray(0 if self.value is None else self.value).astype(data.dtype)
+            padded = pad_constant(data, indices, inside, value)
+        else:
+            padded = gather(data, indices)
+        batch[self.key] = Array(padded, array.spec.replace(roi=wanted), array.attrs)
         return batch

@@ -19,12 +19,12 @@ from ._graph_support import (
 )
 from ._location import (
     Fetch,
+    LazyMaskSummary,
     MaskSummary,
     add_nonspatial_key,
     is_spatial,
     lcm_voxel_size,
     mask_roi_for,
-    masked_fraction,
     placement_range,
     provided_everywhere,
     shift_batch,
@@ -41,9 +41,12 @@ class RandomLocation(Node):
     that keep every requested ROI inside its upstream ROI. With `mask` and `min_masked > 0`,
     only locations where at least `min_masked` of the mask's voxels are masked in (non-zero)
     are used: the mask ROI checked is the requested mask ROI, or else the bounding box of the
-    request. The mask is summarised once (per-block counts read blockwise at the first request,
-    never the whole mask at once); candidate locations are drawn uniformly and rejected on that
-    summary, reading the mask only where the summary can not decide.
+    request. Candidate locations are drawn uniformly and rejected on a summary of the mask
+    (masked-in counts per block), reading the mask exactly only where the summary can not
+    decide. A small mask is summarised at the first request (read blockwise); a large one
+    (over `mask_eager_voxels`) lazily: only the blocks a decision needed are read, so the
+    first batch reads about one request's worth of the mask. Decisions are exact either way:
+    the locations do not depend on what was read before.
 
     With `ensure_nonempty` (a GraphKey), a request is, with probability `p_nonempty`, placed
     so that a point of that graph lies in its ROI (the graph's requested ROI, else the request's
@@ -91,6 +94,8 @@ class RandomLocation(Node):
     mask_summary_blocks = 2**21
     #: voxels read at once while summarising the mask
     mask_read_voxels = 2**24
+    #: masks with more voxels are summarised lazily (see above)
+    mask_eager_voxels = 2**24
     #: candidates drawn per round of the rejection loop
     candidates_per_round = 64
 
@@ -123,7 +128,7 @@ class RandomLocation(Node):
         self.point_balance_radius = point_balance_radius
         self.random_shift_key = random_shift_key
         self.max_tries = max_tries
-        self._summary: MaskSummary | None = None
+        self._summary: MaskSummary | LazyMaskSummary | None = None
         self._points: Any = None
         self._lock = threading.Lock()
 
@@ -197,7 +202,7 @@ class RandomLocation(Node):
         step = lcm_voxel_size(provided, keys, dims)
         k_lo, k_hi = placement_range(rois, step, self.name)
         summary = self._mask_summary(fetch) if mask_roi is not None else None
-        if summary is not None and summary.total == 0:
+        if summary is not None and summary.known_empty:
             raise PipelineRequestError(
                 f"{self.name}: mask {self.mask} has no masked-in voxel in {summary.roi}; no "
                 f"location can reach min_masked={self.min_masked}"
@@ -237,7 +242,7 @@ class RandomLocation(Node):
                 shift = Coordinate(shifts[i])
                 if summary is not None and low[i] < self.min_masked:
                     if shift not in exact:
-                        exact[shift] = self._exact_fraction(mask_roi.shift(shift), fetch)
+                        exact[shift] = self._exact_fraction(summary, mask_roi.shift(shift), fetch)
                     if exact[shift] < self.min_masked:
                         continue
                 shifted = shift_request(request, shift)
@@ -252,11 +257,11 @@ class RandomLocation(Node):
                 break
         reasons = []
         if summary is not None:
-            overall = summary.total / float(np.prod(summary.extent))
+            overall = summary.known_fraction
             reasons.append(
                 f"at least {self.min_masked} of mask {self.mask} (ROI shape {mask_roi.shape}) "
-                f"masked in ({len(exact)} locations read exactly; {overall:.3g} of the whole "
-                "mask is masked in)"
+                f"masked in ({len(exact)} locations read exactly; {overall:.3g} of the mask "
+                "read so far is masked in)"
             )
         if nonempty:
             reasons.append(f"a point of {graph} inside ({empty} batches came back empty)")
@@ -266,24 +271,33 @@ class RandomLocation(Node):
             f"that is {'; '.join(reasons)}"
         )
 
-    def _exact_fraction(self, roi: Roi, fetch: Fetch) -> float:
-        request = BatchRequest({self.mask: ArraySpec(roi=roi)})
-        return masked_fraction(fetch(request)[self.mask].data, roi.dims)
+    def _mask_reader(self, fetch: Fetch) -> Any:
+        """Reads the mask in a world ROI (seed 0: mask reads do not depend on the request)."""
 
-    def _mask_summary(self, fetch: Fetch) -> MaskSummary:
-        """The mask summary, read blockwise from upstream the first time it is needed."""
+        def read(roi: Roi) -> np.ndarray:
+            request = BatchRequest({self.mask: ArraySpec(roi=roi)}, random_seed=0)
+            return fetch(request)[self.mask].data
+
+        return read
+
+    def _exact_fraction(self, summary: Any, roi: Roi, fetch: Fetch) -> float:
+        with self._lock:
+            return summary.exact_fraction(roi, self._mask_reader(fetch))
+
+    def _mask_summary(self, fetch: Fetch) -> MaskSummary | LazyMaskSummary:
+        """The mask summary: built blockwise for a small mask, else lazily (see the class)."""
         with self._lock:
             if self._summary is None:
                 spec = self.upstream_spec[self.mask]
                 vs = spec.voxel_size or Coordinate((1,) * spec.roi.dims)
-
-                def read(roi: Roi) -> np.ndarray:
-                    request = BatchRequest({self.mask: ArraySpec(roi=roi)}, random_seed=0)
-                    return fetch(request)[self.mask].data
-
-                self._summary = MaskSummary.build(
-                    spec.roi, vs, read, self.mask_summary_blocks, self.mask_read_voxels
-                )
+                read = self._mask_reader(fetch)
+                voxels = int(np.prod(spec.roi.shape / vs))
+                if voxels > self.mask_eager_voxels:
+                    self._summary = LazyMaskSummary(spec.roi, vs, self.mask_summary_blocks)
+                else:
+                    self._summary = MaskSummary.build(
+                        spec.roi, vs, read, self.mask_summary_blocks, self.mask_read_voxels
+                    )
             return self._summary
 
     def _point_index(self, fetch: Fetch) -> Any:

@@ -9,8 +9,9 @@ from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..spec import ArrayKey, ArraySpec, ProviderSpec
 from ..transforms import resample as kernels
+from ._args import bad_argument, check_positive_ints
 from ._common import spatial_array_spec
-from ._resampler import _Resampler, _snap
+from ._resampler import _Resampler, _snap, check_resampler_args
 
 
 class Resample(_Resampler):
@@ -30,7 +31,9 @@ class Resample(_Resampler):
         ndim: resample only the last `ndim` spatial axes; the others keep the source's voxel
             size (default: all axes).
         interp_order: 0 = nearest (the source voxel containing the centre), 1 = linear,
-            2-5 = splines. Default: 1 for interpolatable arrays, 0 for others (labels).
+            2-5 = splines. Default: 0 for arrays whose spec says `interpolatable=False`
+            (labels) or of dtype bool, else 1 (also when `interpolatable` is unknown, as in
+            1.x). Interpolated integers are truncated toward zero (1.x).
         target_voxel_size: keyword-only alias of `voxel_size` (give one of the two).
 
     Example::
@@ -48,20 +51,36 @@ class Resample(_Resampler):
         *,
         target_voxel_size: Sequence[int] | None = None,
     ) -> None:
+        node = f"Resample({source})"
         if (voxel_size is None) == (target_voxel_size is None):
             raise TypeError(
-                "Resample needs the new voxel_size (also accepted as target_voxel_size)"
+                f"{node} needs the new voxel_size once (also accepted as target_voxel_size)"
             )
         if target is None:
-            raise TypeError("Resample needs a target ArrayKey to store the resampled array")
+            raise TypeError(f"{node} needs a target ArrayKey to store the resampled array")
+        check_resampler_args(node, source, target)
+        arg = "voxel_size" if voxel_size is not None else "target_voxel_size"
+        vs = check_positive_ints(
+            node, arg, voxel_size if voxel_size is not None else target_voxel_size
+        )
+        if ndim is not None and (
+            isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)) or ndim < 1
+        ):
+            raise bad_argument(node, "ndim", "None or a positive int", ndim)
+        if ndim is not None and len(vs) < ndim:
+            raise bad_argument(node, arg, f"at least ndim={ndim} entries", tuple(vs))
+        if interp_order is not None and (
+            isinstance(interp_order, bool)
+            or not isinstance(interp_order, (int, np.integer))
+            or not 0 <= interp_order <= 5
+        ):
+            raise bad_argument(node, "interp_order", "None or an int in 0..5", interp_order)
         self.source = source
-        self.voxel_size = Coordinate(voxel_size if voxel_size is not None else target_voxel_size)
+        self.voxel_size = Coordinate(vs)
         self.target_voxel_size = self.voxel_size
         self.target = target
         self.ndim = ndim
         self.interp_order = interp_order
-        if interp_order is not None and not 0 <= interp_order <= 5:
-            raise ValueError(f"Resample: interp_order must be 0-5, got {interp_order!r}")
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         source = spatial_array_spec(self, upstream_spec, self.source)
@@ -86,7 +105,9 @@ class Resample(_Resampler):
         if self.interp_order is not None:
             self._order = self.interp_order
         else:
-            self._order = 1 if source.interpolatable else 0
+            # as 1.x: nearest only for arrays known not to be interpolatable (or bool)
+            known_labels = source.interpolatable is False or source.dtype == np.bool_
+            self._order = 0 if known_labels else 1
         spec = upstream_spec.copy()
         spec[self.target] = source.replace(
             roi=_snap(source.roi, target_vs, "shrink"), voxel_size=target_vs

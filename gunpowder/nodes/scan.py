@@ -10,6 +10,7 @@ everything upstream provides and returns an empty batch: that is how writers are
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # tiling: pure functions of coordinates
@@ -69,7 +72,13 @@ def plan_shifts(
     name: str = "Scan",
 ) -> list[Coordinate]:
     """The shifts of `reference` that tile `request` (or, if it has no ROIs, the `provided`
-    ROIs of the reference keys). Shifts are multiples of the reference's lcm voxel size."""
+    ROIs of the reference keys). Shifts are multiples of the reference's lcm voxel size.
+
+    As in gunpowder 1.x, the range of shifts is the intersection over the reference keys of
+    the shifts that keep each key's reference ROI inside its requested ROI (unbounded axes
+    do not constrain): tiles never reach outside any requested ROI, so a Scan never asks
+    upstream for more than was requested. A requested ROI that no tile covers completely
+    (requests inconsistent with the reference) keeps zeros there; `_Stitcher` warns."""
     ref = _spatial_rois(reference)
     if not ref:
         raise PipelineSetupError(f"{name}: the reference request has no ROIs to scan with")
@@ -82,17 +91,26 @@ def plan_shifts(
     wanted = {k: r for k, r in _spatial_rois(request).items() if k in ref}
     bounds = _provided_bounds(ref, provided)
     if wanted:
-        lo = Coordinate(min(col) for col in zip(*[wanted[k].begin - ref[k].begin for k in wanted]))
-        hi = Coordinate(max(col) for col in zip(*[wanted[k].end - ref[k].end for k in wanted]))
-        lo, hi = _floor_to(lo, grid), _ceil_to(hi, grid)
-        if bounds is not None and any(h < l for l, h in zip(lo, hi)):
+        lo, hi = _shift_range(ref, wanted)
+        if any(v is None for v in (*lo, *hi)):
+            if bounds is None:
+                raise PipelineRequestError(
+                    f"{name}: can not scan an unbounded request {dict(wanted)}: upstream "
+                    f"provides no bounded ROI for the reference keys either"
+                )
+            lo = Coordinate(b if v is None else v for v, b in zip(lo, bounds[0]))
+            hi = Coordinate(b if v is None else v for v, b in zip(hi, bounds[1]))
+        lo, hi = _ceil_to(lo, grid), _floor_to(hi, grid)
+        if any(h < l for l, h in zip(lo, hi)):
             # the request is smaller than the reference along an axis: one tile, moved back
             # inside what upstream provides where possible
-            plo, phi = _ceil_to(bounds[0], grid), _floor_to(bounds[1], grid)
-            lo = Coordinate(
-                min(max(l, a), b) if h < l else l for l, h, a, b in zip(lo, hi, plo, phi)
-            )
-            hi = Coordinate(max(l, h) for l, h in zip(lo, hi))
+            single = [h <= l for l, h in zip(lo, hi)]
+            if bounds is not None:
+                plo, phi = _ceil_to(bounds[0], grid), _floor_to(bounds[1], grid)
+                lo = Coordinate(
+                    min(max(l, a), b) if one else l for l, one, a, b in zip(lo, single, plo, phi)
+                )
+            hi = Coordinate(l if one else h for l, h, one in zip(lo, hi, single))
     else:
         if bounds is None:
             unbounded = {k: provided[k].roi if k in provided else None for k in ref}
@@ -115,19 +133,63 @@ def plan_shifts(
     return tile_shifts(lo, hi, stride)
 
 
+def _shift_range(
+    ref: dict[Any, Roi], wanted: dict[Any, Roi]
+) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    """Per axis, the smallest and largest shift keeping every reference ROI inside its
+    wanted ROI (None where no key bounds the axis)."""
+    dims = next(iter(ref.values())).dims
+    lo: list[int | None] = [None] * dims
+    hi: list[int | None] = [None] * dims
+    for k, w in wanted.items():
+        r = ref[k]
+        for d in range(dims):
+            b, e = w.begin[d], w.end[d]
+            if b is not None:
+                v = b - r.begin[d]
+                lo[d] = v if lo[d] is None else max(lo[d], v)
+            if e is not None:
+                v = e - r.end[d]
+                hi[d] = v if hi[d] is None else min(hi[d], v)
+    return tuple(lo), tuple(hi)
+
+
 def _provided_bounds(
     ref: dict[Any, Roi], provided: ProviderSpec
 ) -> tuple[Coordinate, Coordinate] | None:
-    """The range of shifts that keep every reference ROI inside its provided ROI."""
+    """The range of shifts that keep every reference ROI inside its provided ROI (keys
+    provided without bounds do not constrain; None if no key is bounded)."""
     lo = hi = None
     for k, r in ref.items():
         have = provided[k].roi if k in provided else None
         if have is None or have.unbounded:
-            return None
+            continue
         b, e = have.begin - r.begin, have.end - r.end
         lo = b if lo is None else Coordinate(max(x, y) for x, y in zip(lo, b))
         hi = e if hi is None else Coordinate(min(x, y) for x, y in zip(hi, e))
     return None if lo is None else (lo, hi)
+
+
+def _warn_uncovered(
+    reference: ProviderSpec, request: ProviderSpec, lo: Coordinate, hi: Coordinate, name: str
+) -> None:
+    """Warn about requested arrays that the tiles from shift `lo` to `hi` do not cover: they
+    keep zeros there (gunpowder 1.x does the same), because a tile reaching further would
+    leave another key's requested ROI."""
+    for key, spec in request.items():
+        ref = reference[key].roi if key in reference else None
+        if not isinstance(key, ArrayKey) or ref is None or spec.roi is None:
+            continue
+        covered = Roi(ref.begin + lo, ref.shape + (hi - lo))
+        if not covered.contains(spec.roi):
+            logger.warning(
+                "%s: the tiles cover only %s of the %s requested for %s (the request is "
+                "not consistent with the reference); the rest is filled with zeros",
+                name,
+                covered.intersect(spec.roi),
+                spec.roi,
+                key,
+            )
 
 
 def shifted(reference: ProviderSpec, shift: Coordinate, seed: int | None) -> BatchRequest:
@@ -353,6 +415,7 @@ class Scan(Node):
                 f"{sorted(self.reference)}; add them to the reference"
             )
         shifts = plan_shifts(self.reference, request, self.upstream_spec, self.name)
+        _warn_uncovered(self.reference, request, shifts[0], shifts[-1], self.name)
         seeds = rng.integers(0, 2**63 - 1, size=len(shifts), dtype=np.int64)
         tiles = [shifted(self.reference, s, int(seed)) for s, seed in zip(shifts, seeds)]
         stitcher = _Stitcher(request, self.name) if len(request) else None

@@ -8,15 +8,16 @@ from typing import Any
 import numpy as np
 
 from ..batch import Array, Batch
-from ..errors import PipelineRequestError
+from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate
 from ..node import Node
-from ..spec import BatchRequest
+from ..spec import BatchRequest, ProviderSpec
 from ..transforms.augment_simple import (
     MirrorTranspose,
     allowed_permutations,
     permutation_weights,
 )
+from . import _augment_args as args
 from ._warp import move_graph
 
 
@@ -25,8 +26,11 @@ class SimpleAugment(Node):
 
     Cheap, lossless augmentation: the network sees each training example in all
     orientations. One mirror/transpose is drawn per request and applied to every array and
-    graph alike. Mirrors and transposes are about a centre on the voxel grid, so no
-    half-voxel shifts occur; the upstream request is the mirrored/transposed ROI.
+    graph alike. Mirrors flip the requested region onto itself (about the centre of the union
+    of the requested ROIs), so a request of the whole data stays inside the data; transposes
+    are about a centre on the voxel grid, so no half-voxel shifts occur. The upstream request
+    is the mirrored/transposed ROI. As in 1.x, a mirror flag names an axis of the upstream
+    data (mirror, then transpose).
 
     Args:
         mirror_only: spatial axes (indices) that may be mirrored (default None: all).
@@ -53,15 +57,60 @@ class SimpleAugment(Node):
         transpose_probs: Sequence[float] | dict | None = None,
         p: float = 1.0,
     ) -> None:
-        self.mirror_only = None if mirror_only is None else tuple(int(a) for a in mirror_only)
-        self.transpose_only = (
-            None if transpose_only is None else tuple(int(a) for a in transpose_only)
+        name = "SimpleAugment"
+        self.mirror_only = args.axes(name, "mirror_only", mirror_only)
+        self.transpose_only = args.axes(name, "transpose_only", transpose_only)
+        self.mirror_probs = (
+            None if mirror_probs is None else args.probabilities(name, "mirror_probs", mirror_probs)
         )
-        self.mirror_probs = None if mirror_probs is None else tuple(float(v) for v in mirror_probs)
+        if isinstance(transpose_probs, dict):
+            for perm, weight in transpose_probs.items():
+                perm = args.axes(name, f"transpose_probs key {perm!r}", perm)
+                if sorted(perm) != list(range(len(perm))):
+                    raise ValueError(
+                        f"{name}: transpose_probs keys must be permutations of (0, ..., n-1), "
+                        f"got {perm!r}"
+                    )
+                args.non_negative(name, f"transpose_probs[{perm!r}]", weight)
+        elif transpose_probs is not None:
+            transpose_probs = args.probabilities(name, "transpose_probs", transpose_probs)
         self.transpose_probs = transpose_probs
-        self.p = float(p)
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"SimpleAugment: p must be in [0, 1], got {p}")
+        self.p = args.probability(name, "p", p)
+
+    def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
+        dims = {
+            s.roi.dims
+            for s in upstream_spec.values()
+            if s.roi is not None and not getattr(s, "nonspatial", False)
+        }
+        if len(dims) == 1:
+            self._check_dims(dims.pop(), PipelineSetupError)
+        return upstream_spec
+
+    def _check_dims(self, dims: int, error: type) -> None:
+        """Raise `error` unless the axis arguments fit `dims` spatial axes."""
+        for axes, what in (
+            (self.mirror_only, "mirror_only"),
+            (self.transpose_only, "transpose_only"),
+        ):
+            if axes is not None and any(a >= dims for a in axes):
+                raise error(
+                    f"{self.name}: {what} {axes} names axes outside the {dims} spatial axes"
+                )
+        for probs, what in ((self.mirror_probs, "mirror_probs"), (self.transpose_probs, "")):
+            if what == "" and isinstance(probs, dict):
+                bad = [k for k in probs if len(k) != dims]
+                if bad:
+                    raise error(
+                        f"{self.name}: transpose_probs keys {bad} are not permutations of the "
+                        f"{dims} spatial axes"
+                    )
+                continue
+            if probs is not None and len(probs) != dims:
+                raise error(
+                    f"{self.name}: {what or 'transpose_probs'} needs one probability per "
+                    f"spatial axis ({dims}), got {probs}"
+                )
 
     def _draw(self, request: BatchRequest, rng: np.random.Generator) -> MirrorTranspose | None:
         specs = {k: s for k, s in request.items() if s.roi is not None and not s.roi.unbounded}
@@ -71,28 +120,16 @@ class SimpleAugment(Node):
         dims = next(iter(specs.values())).roi.dims
         if any(s.roi.dims != dims for s in specs.values()):
             raise PipelineRequestError(f"{self.name}: requested ROIs differ in dimensions")
+        self._check_dims(dims, PipelineRequestError)
         voxel_sizes = [
             Coordinate(s.voxel_size)
             for k, s in request.array_specs.items()
             if k in specs and s.voxel_size is not None
         ]
-        for axes, what in (
-            (self.mirror_only, "mirror_only"),
-            (self.transpose_only, "transpose_only"),
-        ):
-            if axes is not None and any(a < 0 or a >= dims for a in axes):
-                raise PipelineRequestError(
-                    f"{self.name}: {what} {axes} names axes outside the {dims} spatial axes"
-                )
         probs = self.mirror_probs or (0.5,) * dims
-        if len(probs) != dims:
-            raise PipelineRequestError(
-                f"{self.name}: mirror_probs needs one probability per spatial axis ({dims}), "
-                f"got {probs}"
-            )
         mirror_axes = range(dims) if self.mirror_only is None else self.mirror_only
         draws = rng.random(dims)
-        mirror = tuple(bool(draws[d] < probs[d]) and d in mirror_axes for d in range(dims))
+        flags = tuple(bool(draws[a] < probs[a]) and a in mirror_axes for a in range(dims))
 
         axes = tuple(range(dims)) if self.transpose_only is None else self.transpose_only
         perms = allowed_permutations(dims, axes)
@@ -113,11 +150,14 @@ class SimpleAugment(Node):
         total = None
         for s in specs.values():
             total = s.roi if total is None else total.union(s.roi)
-        # a centre on every array's grid: mirrored and transposed ROIs stay on their grids
-        centre = tuple(
-            int(round((b + e) / 2 / l)) * int(l) for b, e, l in zip(total.begin, total.end, lcm)
-        )
-        return MirrorTranspose(perm, mirror, centre)
+        # mirror about the centre of the request (twice it: b + e), snapped only where the
+        # ROIs of different voxel sizes leave it off some grid; transpose about a centre on
+        # every grid (1.x rounds it down), so transposed ROIs stay on their grids
+        centre2 = [(b + e) // int(n) * int(n) for b, e, n in zip(total.begin, total.end, lcm)]
+        centre = [(c2 // 2) // int(n) * int(n) for c2, n in zip(centre2, lcm)]
+        # a mirror flag names an upstream axis: output axis d is mirrored if perm[d] is
+        mirror = tuple(flags[a] for a in perm)
+        return MirrorTranspose.about(perm, mirror, centre, centre2)
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         if rng.random() >= self.p:

@@ -11,10 +11,28 @@ from ..spec import ArrayKey, ArraySpec
 from .hdf5like_source_base import DatasetSource, Reader, _describe_directory
 
 
+def _is_n5_path(path: Any) -> bool:
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).rstrip("/").endswith(".n5")
+
+
+def _store_and_datasets(store: Any, datasets: Any, filename: Any) -> tuple[Any, Any]:
+    """(store, datasets) from the arguments of any gunpowder version: `filename` is the older
+    name of `store`; a path given as `datasets` and a dict as `store`/`filename` (the two
+    swapped, as old keyword calls did) are put back in place."""
+    if store is None:
+        store = filename
+    elif filename is not None:
+        raise TypeError(f"ZarrSource: give store ({store!r}) or filename ({filename!r}), not both")
+    if isinstance(datasets, (str, os.PathLike)) and isinstance(store, dict):
+        store, datasets = datasets, store
+    return store, datasets
+
+
 class ZarrSource(DatasetSource):
     """Serve arrays of a zarr store (zarr v2 or v3 format): `ZarrSource("x.zarr", {RAW: "raw"})`.
 
-    `store` is a path, URL or zarr store. Voxel size and offset come from `resolution` /
+    `store` is a path, URL or zarr (3) store object (`zarr.storage.LocalStore`, ...); a path
+    ending in `.n5` is read as N5 (an `N5Source`), as gunpowder 1.x did. Voxel size and offset come from `resolution` /
     `offset` attributes, else from OME-NGFF `multiscales` of an enclosing group (a dataset
     path naming a multiscale group serves its first level), else voxel size 1, offset 0;
     non-None fields of `array_specs[key]` override them.
@@ -33,7 +51,8 @@ class ZarrSource(DatasetSource):
             the store's metadata (`interpolatable` then True for float and uint8, else False).
         channels_first: True (default) if channel axes come before the spatial axes in the
             arrays; False for (spatial..., channels) arrays (served channels first).
-        filename: the older gunpowder 1.x name of `store`, used when `store` is None.
+        filename: the older gunpowder 1.x name of `store`, used when `store` is None (the
+            1.x calls `ZarrSource(datasets=path, filename={...})` work too).
 
     Example::
 
@@ -45,6 +64,19 @@ class ZarrSource(DatasetSource):
         pipeline += gp.RandomLocation()
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is ZarrSource:
+            store, _ = _store_and_datasets(
+                args[0] if args else kwargs.get("store"),
+                args[1] if len(args) > 1 else kwargs.get("datasets"),
+                args[4] if len(args) > 4 else kwargs.get("filename"),
+            )
+            if _is_n5_path(store):
+                from .n5_source import N5Source
+
+                cls = N5Source
+        return super().__new__(cls)
+
     def __init__(
         self,
         store: Any = None,
@@ -53,10 +85,9 @@ class ZarrSource(DatasetSource):
         channels_first: bool = True,
         filename: Any = None,
     ) -> None:
+        store, datasets = _store_and_datasets(store, datasets, filename)
         if store is None:
-            store = filename  # the 1.x name of the argument
-        if store is None:
-            raise TypeError("ZarrSource needs a store (a path, URL or zarr store)")
+            raise TypeError(f"{type(self).__name__} needs a store (a path, URL or zarr store)")
         super().__init__(datasets, array_specs, channels_first)  # type: ignore[arg-type]
         self.store = os.fspath(store) if isinstance(store, os.PathLike) else store
 

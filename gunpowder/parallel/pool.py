@@ -22,6 +22,7 @@ import threading
 import traceback
 import weakref
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
@@ -31,6 +32,7 @@ from ..engine import derive_seed, run_request
 from ..errors import GunpowderError, PipelineRequestError, PipelineSetupError
 from ..pipeline import Pipeline
 from ..spec import BatchRequest, ProviderSpec
+from ..threads import limit_threads, worker_threads_default
 from .wire import (
     _SHM_DIR,
     SlotReceiver,
@@ -160,11 +162,18 @@ def _exit_with_parent(sender: SlotSender) -> None:
 
 
 def _worker_main(
-    payload: Any, tasks: Any, results: Any, index: int, shm_prefix: str | None
+    payload: Any,
+    tasks: Any,
+    results: Any,
+    index: int,
+    shm_prefix: str | None,
+    threads: int | None = 1,
 ) -> None:
     """Set up the pipeline, then answer ("task", generation, i, request) until told to stop."""
     global _in_worker
     _in_worker = True
+    if threads is not None:  # N workers of 1 thread each use N cores, not N x cores
+        limit_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     sender = SlotSender(shm_prefix)
     _exit_with_parent(sender)
@@ -267,10 +276,13 @@ class _Worker:
 class _PoolCore:
     """State shared by a pool's owner and its collector thread (never refers to the owner)."""
 
-    def __init__(self, owner: str, num_workers: int, start_method: str) -> None:
+    def __init__(
+        self, owner: str, num_workers: int, start_method: str, threads: int | None = 1
+    ) -> None:
         self.owner = owner
         self.num_workers = num_workers
         self.start_method = start_method
+        self.threads = threads
         self.cond = threading.Condition(threading.Lock())
         self.workers: list[_Worker] = []
         self.spec: ProviderSpec | None = None
@@ -279,6 +291,7 @@ class _PoolCore:
         self.generation = 0
         self.request: BatchRequest | None = None
         self.base_seed = 0
+        self.seed_of: Callable[[int], int] = partial(derive_seed, 0)  # task index -> seed
         self.limit: int | None = None
         self.window = 1
         self.next_task = 0  # index of the next task to send
@@ -330,7 +343,7 @@ class _PoolCore:
                 prefix = None if self.shm_prefix is None else f"{self.shm_prefix}{index}-"
                 process = ctx.Process(
                     target=_worker_main,
-                    args=(payload, task_r, result_w, index, prefix),
+                    args=(payload, task_r, result_w, index, prefix, self.threads),
                     name=f"gunpowder-{self.owner}-worker-{index}",
                     daemon=True,
                 )
@@ -469,12 +482,21 @@ class _PoolCore:
             self.cond.notify_all()
 
     # tasks ---------------------------------------------------------------------------------
-    def begin(self, request: BatchRequest, seed: int, limit: int | None, window: int) -> None:
-        """Start computing batch i for `request` seeded `derive_seed(seed, i)`, i = 0, 1, ..."""
+    def begin(
+        self,
+        request: BatchRequest,
+        seed: int,
+        limit: int | None,
+        window: int,
+        seeds: Callable[[int], int] | None = None,
+    ) -> None:
+        """Start computing batch i for `request` seeded `seeds(i)` (default
+        `derive_seed(seed, i)`), i = 0, 1, ... (below `limit`, if given)."""
         with self.cond:
             self.generation += 1
             self.request = request.with_seed(None)
             self.base_seed = int(seed)
+            self.seed_of = seeds if seeds is not None else partial(derive_seed, int(seed))
             self.limit = limit
             self.window = max(1, int(window))
             self.next_task = 0
@@ -501,7 +523,7 @@ class _PoolCore:
                 return
             w = min(free, key=lambda w: len(w.outstanding))
             i = self.next_task
-            request = self.request.with_seed(derive_seed(self.base_seed, i))
+            request = self.request.with_seed(self.seed_of(i))
             try:
                 w.tasks.send(("task", self.generation, i, request))
             except (OSError, ValueError):
@@ -540,7 +562,7 @@ class _PoolCore:
             ):  # no worker is up yet: make this one here, the same batch a worker would make
                 self.next_task += 1
                 self.local_left -= 1
-                local, request = self.local, self.request.with_seed(derive_seed(self.base_seed, i))
+                local, request = self.local, self.request.with_seed(self.seed_of(i))
             else:
                 local = None
         if local is not None:
@@ -557,21 +579,39 @@ class _PoolCore:
             self._dispatch()
         if fatal is not None:
             self.close()
-            cls, text, node_name = fatal
-            err = cls(text)
-            err.node_name = node_name  # type: ignore[attr-defined]
-            raise err
+            raise self.failure()  # type: ignore[misc]
         kind, index, _, _, body = message  # type: ignore[misc]
         if kind == "error":
             node = body["node_name"] or self.owner
             raise WorkerError(
                 f"{node}: {body['summary']}\n  (in worker process {body['pid']} of {self.owner}, "
-                f"batch {i}, seed {derive_seed(self.base_seed, i)})\n\n"
+                f"batch {i}, seed {self.seed_of(i)})\n\n"
                 f"--- traceback in the worker ---\n{body['traceback']}",
                 node,
                 body["traceback"],
             )
         return body
+
+    def failure(self) -> BaseException | None:
+        """The error that ended the pool (a worker died or failed to set up), if any."""
+        if self.fatal is None:
+            return None
+        cls, text, node_name = self.fatal
+        err = cls(text)
+        err.node_name = node_name  # type: ignore[attr-defined]
+        return err
+
+    def next_seed(self) -> int | None:
+        """The seed of the batch the next `next_batch()` returns (None: the run is over)."""
+        with self.cond:
+            if self.request is None or (self.limit is not None and self.next_claim >= self.limit):
+                return None
+            return self.seed_of(self.next_claim)
+
+    def ready_count(self) -> int:
+        """How many batches of the run are computed and waiting for the consumer."""
+        with self.cond:
+            return len(self.results)
 
     @property
     def pids(self) -> list[int]:
@@ -675,7 +715,9 @@ class WorkerPool:
     """Worker processes, each with its own copy of `pipeline`, computing batches in order.
 
     `begin(request, seed)` starts (or restarts) the run; `next_batch()` returns batch 0, 1, ...
-    The workers stop on `close()`, when the pool is garbage collected, and at exit.
+    The workers stop on `close()`, when the pool is garbage collected, and at exit. Each
+    worker limits its BLAS/OpenMP, numba and torch threads to `threads` (default
+    `worker_threads_default()`, 1; None: no limit).
     """
 
     def __init__(
@@ -685,20 +727,39 @@ class WorkerPool:
         start_method: str | None = None,
         owner: str = "stream",
         local: Any = None,
+        threads: int | None | str = "default",
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"{owner}: a worker pool needs num_workers >= 1, got {num_workers}")
         method = check_start_method(start_method) if start_method else default_start_method()
-        self._core = _PoolCore(owner, int(num_workers), method)
+        if threads == "default":  # None: leave the libraries' thread pools alone
+            threads = worker_threads_default()
+        self._core = _PoolCore(owner, int(num_workers), method, threads)
         self._core.local = local
         self._finalizer = weakref.finalize(self, self._core.close)
         self._core.start(pipeline)
 
-    def begin(self, request: BatchRequest, seed: int, limit: int | None = None, window: int = 2):
-        self._core.begin(request, seed, limit, window)
+    def begin(
+        self,
+        request: BatchRequest,
+        seed: int,
+        limit: int | None = None,
+        window: int = 2,
+        seeds: Callable[[int], int] | None = None,
+    ) -> None:
+        self._core.begin(request, seed, limit, window, seeds)
 
     def next_batch(self) -> Batch:
         return self._core.next_batch()
+
+    def next_seed(self) -> int | None:
+        return self._core.next_seed()
+
+    def failure(self) -> BaseException | None:
+        return self._core.failure()
+
+    def ready_count(self) -> int:
+        return self._core.ready_count()
 
     @property
     def pids(self) -> list[int]:

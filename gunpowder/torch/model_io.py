@@ -1,7 +1,9 @@
 """What Train and Predict share: batch arrays → model arguments, model outputs → batch arrays.
 
-Outputs get ROIs centred on the model's input: a network with valid convolutions returns
-less than it was given, and the output covers the middle of the input ROI.
+An output of exactly the requested size is placed at the requested ROI (as in gunpowder 1.x);
+any other output gets a ROI centred on the model's input: a network with valid convolutions
+returns less than it was given, and the output covers the middle of the input ROI. Outputs
+named by a string may be submodules of the model (1.x): their forward output is caught.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ def split_arguments(values: Mapping[Any, Any]) -> tuple[list[Any], dict[str, Any
     return [v for _, v in positional], keywords
 
 
-def select_output(model: torch.nn.Module, result: Any, name: int | str) -> Any:
+def select_output(
+    model: torch.nn.Module, result: Any, name: int | str, captured: Mapping[str, Any] | None = None
+) -> Any:
     """Output `name` of a forward pass: an index into a tuple (0 = a lone tensor), a key of a
-    returned dict, or (1.x) an attribute of the model set during forward."""
+    returned dict, the output of the submodule of that name (gunpowder 1.x: caught by a
+    forward hook, `captured`), or a tensor attribute of the model set during forward."""
     if isinstance(name, int):
         if isinstance(result, (tuple, list)):
             return result[name]
@@ -57,9 +62,23 @@ def select_output(model: torch.nn.Module, result: Any, name: int | str) -> Any:
         raise KeyError(f"output {name} asked for, but the model returned {type(result).__name__}")
     if isinstance(result, Mapping) and name in result:
         return result[name]
-    if hasattr(model, name):
-        return getattr(model, name)
-    raise KeyError(f"output {name!r} is neither a key of the model's result nor a model attribute")
+    if captured is not None and name in captured:
+        return captured[name]
+    value = getattr(model, name, None)
+    if value is not None and not isinstance(value, torch.nn.Module):
+        return value
+    raise KeyError(
+        f"output {name!r} is neither a key of the model's result, nor a submodule that ran in "
+        "forward, nor a model attribute"
+    )
+
+
+def submodule(model: torch.nn.Module, name: str) -> torch.nn.Module | None:
+    """The submodule `name` (dotted path allowed) of `model`, or None."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
 
 
 def centred_roi(reference: Roi, shape: Coordinate, voxel_size: Coordinate) -> Roi:
@@ -181,7 +200,16 @@ class ModelNode(Node):
                 f"{data.shape}, fewer axes than its {dims} spatial dimensions; declare it "
                 "nonspatial in array_specs"
             )
-        roi = centred_roi(reference.roi, Coordinate(data.shape[-dims:]), voxel_size)
+        shape = Coordinate(data.shape[-dims:])
+        if (
+            requested is not None
+            and requested.roi is not None
+            and requested.roi.shape == shape * voxel_size
+        ):
+            # exactly the requested size: it is placed at the requested ROI, as gunpowder 1.x
+            # does (the request says where the network's output lies)
+            return Array(data, spec.replace(roi=requested.roi, voxel_size=voxel_size))
+        roi = centred_roi(reference.roi, shape, voxel_size)
         if requested is not None and requested.roi is not None and not roi.contains(requested.roi):
             raise PipelineRequestError(
                 f"{self.name}: {key} was requested with ROI {requested.roi}, but the model "
@@ -201,11 +229,30 @@ class ModelNode(Node):
     def run_model(self, batch: Batch) -> tuple[Any, dict[int | str, Any]]:
         """One forward pass; returns the raw result and the outputs by name."""
         args, kwargs = self.model_arguments(batch)
-        result = self.model(*args, **kwargs)
+        captured: dict[str, Any] = {}
+        hooks = []
+        for name in self.outputs:
+            module = submodule(self.model, name) if isinstance(name, str) else None
+            if module is not None and module is not self.model:
+                hooks.append(module.register_forward_hook(_catch(captured, name)))
+        try:
+            result = self.model(*args, **kwargs)
+        finally:
+            for hook in hooks:
+                hook.remove()
         named = {}
         for name in self.outputs:
             try:
-                named[name] = select_output(self.model, result, name)
+                named[name] = select_output(self.model, result, name, captured)
             except (KeyError, IndexError) as e:
                 raise PipelineRequestError(f"{self.name}: {e}") from None
         return result, named
+
+
+def _catch(store: dict[str, Any], name: str) -> Any:
+    """A forward hook storing the module's output under `name` (the last call wins)."""
+
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        store[name] = output
+
+    return hook

@@ -22,15 +22,18 @@ class Predict(ModelNode):
     Args:
         model: the `torch.nn.Module`; put in eval mode, run under `torch.no_grad()`.
         inputs: model argument (int position or str name) → ArrayKey.
-        outputs: model output (int index, str key or attribute name) → ArrayKey; the output
-            ROIs are centred on the first input's ROI.
+        outputs: model output (int index into a returned tuple, str key of a returned dict,
+            name of a submodule whose forward output is taken, or a tensor attribute) →
+            ArrayKey. An output of exactly the requested size gets the requested ROI, any
+            other is centred on the first input's ROI.
         array_specs: specs of the output keys (voxel size, dtype...).
         checkpoint: path of a checkpoint written by `Train` (or of a bare state dict) to load.
-        device: torch device; default CUDA when available, else CPU.
-        use_gpu: gunpowder 1.x spelling: `use_gpu=N` is `device="cuda:N"`.
+        device: torch device; default CUDA when available, else CPU (a CUDA device asked
+            for without CUDA falls back to the CPU with a warning).
         spawn_subprocess: accepted for gunpowder 1.x compatibility and ignored: the model
             always runs in this process (use `PreCache` to prepare batches in workers).
             Default False.
+        use_gpu: older gunpowder spelling: `use_gpu=N` is `device="cuda:N"`.
 
     Example::
 
@@ -46,8 +49,8 @@ class Predict(ModelNode):
         array_specs: Mapping[ArrayKey, ArraySpec] | None = None,
         checkpoint: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
-        use_gpu: int | None = None,
         spawn_subprocess: bool = False,
+        use_gpu: int | None = None,
     ) -> None:
         super().__init__(model, inputs, outputs, array_specs, device, use_gpu)
         # 1.x could run the model in a subprocess; here it always runs in this process

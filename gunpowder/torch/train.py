@@ -28,9 +28,11 @@ class Train(ModelNode):
         loss: a callable (e.g. `torch.nn.MSELoss()`) returning a scalar tensor.
         optimizer: a `torch.optim.Optimizer` over the model's parameters.
         inputs: model argument (int position or str name) → ArrayKey.
-        outputs: model output (int index into a returned tuple, str key of a returned dict or
-            model attribute) → ArrayKey; requested outputs are put into the batch, their ROIs
-            centred on the first input's ROI (valid convolutions make them smaller).
+        outputs: model output (int index into a returned tuple, str key of a returned dict,
+            name of a submodule whose forward output is taken (1.x), or a tensor attribute)
+            → ArrayKey; requested outputs are put into the batch: one of exactly the
+            requested size at the requested ROI, any other centred on the first input's ROI
+            (valid convolutions make outputs smaller).
         loss_inputs: loss argument (int position or str name) → ArrayKey (a batch array or
             one of the output keys) or the name of a model output.
         gradients: model output name → ArrayKey to store d(loss)/d(output) in.
@@ -41,11 +43,12 @@ class Train(ModelNode):
         log_dir: directory for TensorBoard (when installed) and the CSV log; without it the CSV
             is `{checkpoint_basename}_log.csv`.
         log_every: log every this many iterations.
-        device: torch device; default CUDA when available, else CPU.
-        use_gpu: gunpowder 1.x spelling: `use_gpu=N` is `device="cuda:N"`.
         spawn_subprocess: accepted for gunpowder 1.x compatibility and ignored: the model
             always runs in this process (use `PreCache` to prepare batches in workers).
             Default False.
+        device: torch device; default CUDA when available, else CPU (a CUDA device asked
+            for without CUDA falls back to the CPU with a warning).
+        use_gpu: older gunpowder spelling: `use_gpu=N` is `device="cuda:N"`.
 
     After each step `batch.loss` (float) and `batch.iteration` (1 for the first step) are set.
 
@@ -71,9 +74,9 @@ class Train(ModelNode):
         save_every: int = 2000,
         log_dir: str | os.PathLike | None = None,
         log_every: int = 1,
+        spawn_subprocess: bool = False,
         device: str | torch.device | None = None,
         use_gpu: int | None = None,
-        spawn_subprocess: bool = False,
     ) -> None:
         super().__init__(model, inputs, outputs, array_specs, device, use_gpu)
         # 1.x could run the model in a subprocess; here it always runs in this process

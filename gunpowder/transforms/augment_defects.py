@@ -7,6 +7,7 @@ A "section" is one index along a spatial axis; spatial axes are the last axes of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -57,23 +58,27 @@ def fold(
 
 
 def draw_section_shifts(
-    rng: np.random.Generator,
+    rng: Any,
     sections: int,
     prob_slip: float,
     prob_shift: float,
-    sigma: float,
+    sigma: Sequence[float],
     step: Sequence[int],
 ) -> np.ndarray:
-    """(sections, len(step)) integer offsets (multiples of `step`): a slip moves one section by
-    N(0, sigma) per axis, a shift it and all after it (1.x ShiftAugment's model)."""
+    """(sections, len(step)) integer offsets, multiples of `step` per axis (1.x ShiftAugment).
+
+    Per section, one uniform draw decides: below `prob_slip` the section alone moves (a
+    slip), below `prob_slip + prob_shift` it and all after it (a shift), by
+    `round(N(0, sigma) / step) * step` per axis (`sigma` per axis; 0 for the section axis).
+    `rng` needs `random()` and `normal(loc, scale)` (a numpy Generator).
+    """
     step = np.asarray(step, dtype=np.int64)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), step.shape)
     shifts = np.zeros((sections, len(step)), dtype=np.int64)
     for s in range(sections):
         r = rng.random()
         if r < prob_slip + prob_shift:
-            offset = (
-                np.rint(rng.normal(0.0, float(sigma), len(step)) / step).astype(np.int64) * step
-            )
+            offset = np.rint(np.asarray(rng.normal(0.0, sigma)) / step).astype(np.int64) * step
             if r < prob_slip:
                 shifts[s] += offset
             else:

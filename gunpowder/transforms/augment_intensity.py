@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from itertools import product
 
 import numpy as np
-from ._jit import njit
 from scipy import ndimage
+
+from ._jit import njit
 
 
 def slabs(shape: Sequence[int], slab: Sequence[int] | None) -> Iterator[tuple[slice, ...]]:

@@ -1,13 +1,14 @@
-"""Mirrors and transposes of spatial axes about a centre on the voxel grid, as a value.
+"""Mirrors and transposes of spatial axes as a value: a signed axis permutation plus offset.
 
-`out(x) = in(y)` with `y[perm[d]] = c[perm[d]] + s[d] * (x[d] - c[d])`, `s[d] = -1` where
-axis d is mirrored. With `c` on the grid of every voxel size involved, voxel-aligned ROIs map
-to voxel-aligned ROIs, so arrays flip and transpose exactly (no half-voxel shifts) and points
-move by the same map.
+`out(x) = in(y)` with `y[perm[d]] = offset[d] + sign[d] * x[d]` (world units), `sign[d] = -1`
+where output axis d is mirrored. With integer offsets that keep every involved voxel grid on
+itself, voxel-aligned ROIs map to voxel-aligned ROIs, so arrays flip and transpose exactly
+(no half-voxel shifts) and points move by the same map.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -18,32 +19,52 @@ from ..geometry import Roi
 
 @dataclass(frozen=True)
 class MirrorTranspose:
-    """Axis permutation `perm`, mirror flags `mirror` and centre `centre` (world units)."""
+    """Axis permutation `perm`, per output axis `mirror` flags and integer `offset`s."""
 
     perm: tuple[int, ...]
     mirror: tuple[bool, ...]
-    centre: tuple[int, ...]
+    offset: tuple[int, ...]
+
+    @classmethod
+    def about(
+        cls,
+        perm: Sequence[int],
+        mirror: Sequence[bool],
+        transpose_centre: Sequence[int],
+        mirror_centre2: Sequence[int],
+    ) -> MirrorTranspose:
+        """Transpose about `transpose_centre`, then mirror output axis d about
+        `mirror_centre2[d] / 2` (twice the centre, so half-voxel centres stay integers)."""
+        t = transpose_centre
+        offset = tuple(
+            int(t[a] - t[d] + (mirror_centre2[d] if mirror[d] else 0)) for d, a in enumerate(perm)
+        )
+        return cls(tuple(int(a) for a in perm), tuple(bool(m) for m in mirror), offset)
 
     @property
     def is_identity(self) -> bool:
-        return self.perm == tuple(range(len(self.perm))) and not any(self.mirror)
+        return (
+            self.perm == tuple(range(len(self.perm)))
+            and not any(self.mirror)
+            and not any(self.offset)
+        )
 
     def source_roi(self, roi: Roi) -> Roi:
-        """The upstream ROI whose data, transformed, covers `roi`."""
+        """The upstream ROI whose data, transformed, covers `roi` exactly."""
         dims = len(self.perm)
         begin = [0] * dims
         shape = [0] * dims
         for d, a in enumerate(self.perm):
-            c_out, c_in = self.centre[d], self.centre[a]
             if self.mirror[d]:
-                begin[a] = c_in - (roi.end[d] - c_out)
+                begin[a] = self.offset[d] - roi.end[d]
             else:
-                begin[a] = c_in + (roi.begin[d] - c_out)
+                begin[a] = self.offset[d] + roi.begin[d]
             shape[a] = roi.shape[d]
         return Roi(begin, shape)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """Transform `data` whose last len(perm) axes are spatial (a view, no copy)."""
+        """Transform `data` (of `source_roi(roi)`) whose last len(perm) axes are spatial into
+        the data of `roi` (a view, no copy)."""
         dims = len(self.perm)
         lead = data.ndim - dims
         axes = list(range(lead)) + [lead + a for a in self.perm]
@@ -54,11 +75,10 @@ class MirrorTranspose:
     def to_target(self, points: np.ndarray) -> np.ndarray:
         """Where world points (N, dims) of the upstream data end up downstream."""
         points = np.asarray(points, dtype=np.float64)
-        centre = np.asarray(self.centre, dtype=np.float64)
         out = np.empty_like(points)
         for d, a in enumerate(self.perm):
             sign = -1.0 if self.mirror[d] else 1.0
-            out[:, d] = centre[d] + sign * (points[:, a] - centre[a])
+            out[:, d] = sign * (points[:, a] - self.offset[d])
         return out
 
 

@@ -9,6 +9,7 @@ ever built besides the output. All kernels work on 3D (channels, z, y, x) data.
 from __future__ import annotations
 
 import numpy as np
+
 from ._jit import njit
 
 

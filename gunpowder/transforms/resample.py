@@ -72,7 +72,7 @@ def resample(
     voxels (all world units, spatial axes last). Each output voxel takes the value at its
     centre: order 0 = the input voxel containing it, 1 = linear interpolation between input
     voxel centres, 2-5 = splines (scipy.ndimage); beyond the input, edge values repeat.
-    Integer data is rounded back to its dtype.
+    Integer data is truncated back to its dtype (toward zero, as 1.x did).
     """
     dims = len(out_shape)
     lead, in_shape = _spatial(data, dims)
@@ -119,10 +119,17 @@ def resample(
     return _cast(out.reshape(lead + tuple(int(n) for n in out_shape)), data.dtype)
 
 
+# float error allowed when truncating interpolated values back to integers: 2.9999999 is 3
+_TRUNCATE_SLACK = 1e-4
+
+
 def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Interpolated values back to `dtype`; integers are truncated toward zero, as 1.x's
+    `astype` did (the mean of 31 and 32 becomes 31), after allowing for float error."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        values = np.trunc(values + np.copysign(_TRUNCATE_SLACK, values))
+        return np.clip(values, info.min, info.max).astype(dtype)
     if dtype == np.bool_:
         return values >= 0.5
     return values.astype(dtype, copy=False)
