@@ -250,6 +250,15 @@ def _into_roi(points: np.ndarray, roi: Roi, dtype: Any = np.float64) -> np.ndarr
     return np.clip(points.astype(dtype), lo, hi)
 
 
+def _passes_through(start: np.ndarray, stop: np.ndarray, roi: Roi) -> np.ndarray:
+    """Which segments start→stop (N, dims) run through the inside of `roi` (a stretch of
+    positive length whose midpoint is inside the half-open ROI)."""
+    t0, t1, hit = clip_segments(start, stop, roi)
+    t0, t1 = np.where(hit, t0, 0.0), np.where(hit, t1, 0.0)
+    mid = start + (0.5 * (t0 + t1))[:, None] * (stop - start)
+    return hit & (t1 > t0) & inside_mask(mid, roi)
+
+
 class _ListIter(list):
     """A list that is also its own iterator: `graph.nodes` is a generator in 1.x
     (`next(graph.nodes)`), a list here (`len`, indexing)."""
@@ -660,12 +669,11 @@ class Graph:
         d = stop - start
         a = _into_roi(start + t0[:, None] * d, roi, new.dtype)
         b = _into_roi(start + t1[:, None] * d, roi, new.dtype)
-        mid = start + (0.5 * (t0 + t1))[:, None] * d
-        mid_in = inside_mask(mid, roi)
+        through = _passes_through(start, stop, roi)
         fresh = itertools.count(next_id)
         for i, edge in enumerate(crossing):
             u_in, v_in = inside[edge.u], inside[edge.v]
-            if not hit[i] or (not u_in and not v_in and (t1[i] <= t0[i] or not mid_in[i])):
+            if not hit[i] or (not u_in and not v_in and not through[i]):
                 continue
             ends = []
             for end_id, end_in, loc in ((edge.u, u_in, a[i]), (edge.v, v_in, b[i])):
@@ -694,8 +702,10 @@ class Graph:
         only the winner's nodes are kept (as `Array.merge` overwrites the overlap); outside it
         the loser's nodes are kept too, and on an id collision the winner's node or edge is
         taken. The loser's edges are kept where both ends are in the result, except edges with
-        both ends inside the winner's ROI (in the loser or in the result): cropped to the
-        winner's ROI, the result is the winner. The result's ROI is the larger one if one
+        an end inside the winner's ROI (in the loser or in the result): the winner decides
+        everything touching its ROI, also the edges leaving it (a trimmed winner already cut
+        them at its border), so cropped or trimmed to the winner's ROI the result is the
+        winner. The result's ROI is the larger one if one
         contains the other, else the box around both (as when `Scan` stitches tiles); a graph
         without ROI has no region, only ids. Neither input is changed; nodes and edges are
         shared with the inputs unless `copy=True`.
@@ -728,14 +738,20 @@ class Graph:
         merged = Graph(spec=spec)
         merged._nodes = {nid: take(n) for nid, n in loser._nodes.items() if nid not in covered}
         merged._nodes.update((nid, take(n)) for nid, n in winner._nodes.items())
-        merged._edges = {
-            k: take(e)
+        kept = [
+            (k, e)
             for k, e in loser._edges.items()
             if e.u in merged._nodes
             and e.v in merged._nodes
-            and not (e.u in covered and e.v in covered)
-            and not (e.u in won and e.v in won)
-        }
+            and not (e.u in covered or e.v in covered or e.u in won or e.v in won)
+        ]
+        if region is not None and kept and not region.empty:
+            # edges passing through the winner's ROI (both ends outside) touch it too
+            start = np.stack([merged._nodes[e.u].location for _, e in kept]).astype(np.float64)
+            stop = np.stack([merged._nodes[e.v].location for _, e in kept]).astype(np.float64)
+            through = _passes_through(start, stop, region)
+            kept = [item for item, hit in zip(kept, through) if not hit]
+        merged._edges = {k: take(e) for k, e in kept}
         merged._edges.update((k, take(e)) for k, e in winner._edges.items())
         return merged
 

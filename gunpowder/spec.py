@@ -252,6 +252,21 @@ def _update_spec(spec: Any, other: Any) -> None:
         setattr(spec, name, value)
 
 
+def override_spec(spec: Any, other: Any) -> Any:
+    """A copy of `spec` in which every field of `other` that is not None replaces its own
+    (the ROI too: unlike `update_with`, which unites the ROIs as 1.x did)."""
+    if not isinstance(other, type(spec)):
+        raise TypeError(
+            f"override_spec: needs two {type(spec).__name__}s, got {type(other).__name__}"
+        )
+    new = spec.copy()
+    for name in spec.__slots__:
+        value = getattr(other, name)
+        if value is not None:
+            setattr(new, name, value)
+    return new
+
+
 Key = Union[ArrayKey, GraphKey]
 Spec = Union[ArraySpec, GraphSpec]
 

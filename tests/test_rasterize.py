@@ -1,6 +1,10 @@
-"""Rasterisation against its definition: a ball of radius r covers exactly the voxels whose
-centres lie within r (anisotropic, world units); tubes, hollow balls, peaks, masks, colours;
-and the RasterizeGraph node in a pipeline."""
+"""Rasterisation against its definition (1.x's convention): a point is drawn at the centre of
+the voxel containing it, and a ball of radius r covers exactly the voxels whose centres lie
+within r of that (anisotropic, world units); tubes between snapped ends plus the digital line,
+hollow balls (distance to the nearest primitive), peaks, masks, colours; and the
+RasterizeGraph node in a pipeline."""
+
+import math
 
 import numpy as np
 import pytest
@@ -20,7 +24,7 @@ from gunpowder.nodes import (
 )
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, GraphSpec
-from gunpowder.transforms.rasterize import PEAK_TRUNCATE, rasterize
+from gunpowder.transforms.rasterize import PEAK_TRUNCATE, line_voxels, rasterize
 
 POINTS = GraphKey("RASTER_TEST_POINTS")
 TARGET = ArrayKey("RASTER_TEST_TARGET")
@@ -53,6 +57,13 @@ def points_in(draw, shape, offset, vs, n):
     return np.array(pts, dtype=np.float64).reshape(n, len(shape))
 
 
+def snap(p, offset, vs):
+    """The centre of the voxel containing world point p."""
+    return np.array(
+        [o + (math.floor((x - o) / v) + 0.5) * v for x, o, v in zip(p, offset, vs)], dtype=float
+    )
+
+
 def ball_d2(c, p, r):
     d2 = np.zeros(c.shape[:-1])
     for a in range(len(p)):
@@ -70,9 +81,13 @@ def test_ball_covers_exactly_the_voxels_within_the_radius(data):
     c = centres(shape, offset, vs)
     expected = np.zeros(shape, bool)
     for p in pts:
-        expected |= ball_d2(c, p, radius) <= 1
+        expected |= ball_d2(c, snap(p, offset, vs), radius) <= 1
     assert np.array_equal(out.astype(bool), expected)
     assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
+    for p in pts:  # the voxel holding a point is always painted
+        index = tuple(math.floor((x - o) / v) for x, o, v in zip(p, offset, vs))
+        if all(0 <= i < n for i, n in zip(index, shape)):
+            assert out[index] == 1
 
 
 @settings(max_examples=40, deadline=None)
@@ -94,10 +109,9 @@ def test_hollow_balls(data):
         bg_value=-1,
     )
     c = centres(shape, offset, vs)
-    expected = np.zeros(shape, bool)
-    for p in pts:
-        d2 = ball_d2(c, p, radius)
-        expected |= (d2 <= 1) & (d2 >= f * f)
+    # the distance to the nearest point in [f, 1] (1.x: a distance transform from all points)
+    d2 = np.min([ball_d2(c, snap(p, offset, vs), radius) for p in pts], axis=0)
+    expected = (d2 <= 1) & (d2 >= f * f)
     assert np.array_equal(out == 5, expected)
     assert np.all(out[~expected] == -1)
 
@@ -119,9 +133,43 @@ def test_edges_are_tubes_of_the_radius(data):
     edges = np.array([[0, 1], [1, 2]])
     out = rasterize(shape, offset, vs, pts, radius, edges=edges).astype(bool)
     c = centres(shape, offset, vs)
-    d2 = np.min([segment_d2(c, pts[i], pts[j], radius) for i, j in edges], axis=0)
-    assert np.all(out[d2 < 1 - 1e-9])
-    assert not np.any(out[d2 > 1 + 1e-9])
+    ends = [snap(p, offset, vs) for p in pts]
+    d2 = np.min([segment_d2(c, ends[i], ends[j], radius) for i, j in edges], axis=0)
+    line = np.zeros(shape, bool)
+    for i, j in edges:
+        a = [math.floor((x - o) / v) for x, o, v in zip(pts[i], offset, vs)]
+        b = [math.floor((x - o) / v) for x, o, v in zip(pts[j], offset, vs)]
+        n = max(abs(y - x) for x, y in zip(a, b))
+        for k in range(n + 1):
+            t = k / n if n else 0.0
+            voxel = []
+            for x, y in zip(a, b):
+                z = x + t * (y - x)
+                voxel.append(int(math.copysign(math.floor(abs(z) + 0.5), z)))
+            if all(0 <= u < m for u, m in zip(voxel, shape)):
+                line[tuple(voxel)] = True
+    assert np.all(out[(d2 < 1 - 1e-9) | line])
+    assert not np.any(out[(d2 > 1 + 1e-9) & ~line])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-20, 20), min_size=1, max_size=4).flatmap(
+        lambda a: st.tuples(
+            st.just(a), st.lists(st.integers(-20, 20), min_size=len(a), max_size=len(a))
+        )
+    )
+)
+def test_line_voxels_are_a_connected_chain_along_the_line(ends):
+    a, b = np.array(ends[0]), np.array(ends[1])
+    line = line_voxels(a, b)
+    n = int(np.max(np.abs(b - a)))
+    assert len(line) == n + 1
+    assert line[0].tolist() == a.tolist() and line[-1].tolist() == b.tolist()
+    assert np.all(np.abs(np.diff(line, axis=0)) <= 1)  # each step to a neighbouring voxel
+    if n:
+        t = np.arange(n + 1)[:, None] / n
+        assert np.all(np.abs(line - (a + t * (b - a))) <= 0.5 + 1e-9)
 
 
 @settings(max_examples=30, deadline=None)
@@ -134,7 +182,7 @@ def test_peaks_are_gaussians_of_sigma_radius(data):
     c = centres(shape, offset, vs)
     expected = np.zeros(shape)
     for p in pts:
-        d2 = ball_d2(c, p, sigma)
+        d2 = ball_d2(c, snap(p, offset, vs), sigma)
         expected = np.maximum(expected, np.where(d2 <= PEAK_TRUNCATE**2, np.exp(-d2 / 2), 0))
     assert np.allclose(out, expected, atol=1e-6)
     assert out.max() <= 1.0
@@ -252,7 +300,8 @@ def test_rasterize_graph_node_colours_and_mask():
         if "color" not in n.attrs:
             continue
         own = labels[tuple((n.location // 4).astype(int))]
-        expected[(ball_d2(c, n.location, (9, 13)) <= 1) & (window == own)] = i
+        s = snap(n.location, (0, 0), (4, 4))
+        expected[(ball_d2(c, s, (9, 13)) <= 1) & (window == own)] = i
     assert np.array_equal(out, expected)
     assert expected.any()
     with pytest.raises(PipelineSetupError, match="needs RASTER_TEST_LABELS"):

@@ -200,3 +200,51 @@ def test_scan_stitches_graphs():
         np.testing.assert_array_equal(node.location, graph.node(node.id).location)
     # edges whose ends fall into different tiles are in no tile: only intra-tile edges remain
     assert {(e.u, e.v) for e in got.edges} <= {(e.u, e.v) for e in expected.edges}
+
+
+def test_inconsistent_requests_stay_inside_every_requested_roi(caplog):
+    """1.x: the shift ranges of the keys are intersected, so no tile leaves a requested ROI
+    (nor the source); the part of a key no tile reaches is zero, with a warning."""
+    data = np.arange(17 * 17, dtype=np.float32).reshape(17, 17)
+    array = Array(data, ArraySpec(roi=Roi((0, 0), (17, 17)), voxel_size=(1, 1)))
+    reference = BatchRequest(
+        {RAW: ArraySpec(roi=Roi((0, 0), (7, 7))), OUT: ArraySpec(roi=Roi((1, 1), (5, 5)))}
+    )
+
+    class Inner(Node):
+        def setup(self, spec):
+            out = spec.copy()
+            out[OUT] = spec[RAW].copy()
+            return out
+
+        def prepare(self, request, rng):
+            up = request.copy()
+            want = up.pop(OUT)
+            up[RAW] = ArraySpec(roi=want.roi.grow((1, 1), (1, 1)))
+            return up, None
+
+        def process(self, batch, ctx):
+            raw = batch[RAW]
+            batch[OUT] = raw.crop(raw.spec.roi.grow((-1, -1), (-1, -1)))
+            return batch
+
+    recorder = Recorder()
+    pipeline = ArraySource(RAW, array) + recorder + Inner() + Scan(reference, progress=False)
+    with build(pipeline):
+        with caplog.at_level("WARNING", logger="gunpowder.nodes.scan"):
+            batch = pipeline.request_batch(
+                BatchRequest(
+                    {
+                        RAW: ArraySpec(roi=Roi((0, 0), (17, 17))),
+                        OUT: ArraySpec(roi=Roi((0, 0), (15, 15))),
+                    }
+                )
+            )
+    assert all(array.spec.roi.contains(r[RAW].roi) for r in recorder.seen)
+    # OUT's range (shifts 0..9, as RAW needs them inside the source) leaves RAW's last
+    # row and column and OUT's first ones to no tile
+    np.testing.assert_array_equal(batch[RAW].data[:16, :16], data[:16, :16])
+    assert not batch[RAW].data[16].any() and not batch[RAW].data[:, 16].any()
+    np.testing.assert_array_equal(batch[OUT].data[1:, 1:], data[1:15, 1:15])
+    assert not batch[OUT].data[0].any() and not batch[OUT].data[:, 0].any()
+    assert "filled with zeros" in caplog.text and "SCAN_OUT" in caplog.text

@@ -69,6 +69,15 @@ def test_graph_spec_update_with_and_request_update_with_merges_per_key():
     assert set(merged) == {RAW, MASK} and set(a) == {RAW} and a[RAW].dtype is None
 
 
+def test_override_spec_replaces_fields_including_the_roi():
+    from gunpowder.spec import override_spec
+
+    spec = gp.ArraySpec(roi=gp.Roi((0, 0), (8, 8)), voxel_size=(1, 1), dtype=np.uint8)
+    out = override_spec(spec, gp.ArraySpec(roi=gp.Roi((2, 2), (2, 2)), dtype=np.float32))
+    assert out.roi == gp.Roi((2, 2), (2, 2)) and out.dtype == np.float32
+    assert out.voxel_size == (1, 1) and spec.roi == gp.Roi((0, 0), (8, 8))
+
+
 # ------------------------------------------------------------ 1.x filters' dependencies
 
 

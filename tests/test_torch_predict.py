@@ -93,3 +93,37 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineSetupError, match="Predict.*nope"):
         with build(source() + node):
             pass
+
+
+def test_submodule_outputs_exact_size_placement_and_1x_signature():
+    """1.x: a str output naming a submodule is that submodule's forward output (a hook);
+    an output of exactly the requested size lies at the requested ROI; positional order
+    (model, inputs, outputs, array_specs, checkpoint, device, spawn_subprocess)."""
+    torch.manual_seed(0)
+    model = TwoHeads().eval()
+    predict = Predict(model, {"raw": RAW}, {"conv": AUX, "affs": PRED}, None, None, "cpu", True)
+    assert predict.spawn_subprocess is True and predict.device == "cpu"
+    src_roi = Roi((-8, 0, 0), Coordinate(10, 16, 16) * VOXEL)
+    out_shape = Coordinate(8, 14, 14) * VOXEL
+    off_centre = Roi(src_roi.begin, out_shape)  # the size the model returns, not centred
+    request = BatchRequest(
+        {
+            RAW: ArraySpec(roi=src_roi),
+            AUX: ArraySpec(roi=off_centre),
+            PRED: ArraySpec(roi=off_centre),
+        }
+    )
+    with build(source() + predict) as p:
+        batch = p.request_batch(request)
+        raw = torch.as_tensor(batch[RAW].data)
+    with torch.no_grad():
+        conv = model.conv(raw).numpy()
+        affs = model(raw)["affs"].numpy()
+    np.testing.assert_allclose(batch[AUX].data, conv, rtol=1e-5)
+    np.testing.assert_allclose(batch[PRED].data, affs, rtol=1e-5)
+    assert batch[AUX].spec.roi == off_centre
+    with pytest.raises(Exception, match="neither a key of the model's result, nor a submodule"):
+        with build(source() + Predict(model, {"raw": RAW}, {"nothing": AUX})) as p:
+            p.request_batch(
+                BatchRequest({RAW: ArraySpec(roi=src_roi), AUX: ArraySpec(roi=off_centre)})
+            )

@@ -21,6 +21,7 @@ from .elastic_augment import ElasticAugment
 from .elastic_augmentation import ElasticAugmentation
 from .exclude_labels import ExcludeLabels
 from .gamma_augment import GammaAugment
+from .gp_array_source import GPArraySource
 from .graph_source import GraphSource
 from .grow_boundary import GrowBoundary
 from .hdf5_source import Hdf5Source
@@ -76,6 +77,7 @@ __all__ = [
     "ElasticAugmentation",
     "ExcludeLabels",
     "GammaAugment",
+    "GPArraySource",
     "GraphSource",
     "GrowBoundary",
     "Hdf5Source",

@@ -126,12 +126,14 @@ class _Warp(Node):
             )
         if any(r.unbounded for r in rois):
             raise PipelineRequestError(f"{self.name}: can not warp an unbounded request {rois}")
+        if not arrays:
+            raise PipelineRequestError(
+                f"{self.name}: the request has only graphs ({', '.join(map(str, graphs))}); "
+                "an array is needed to give the warp its voxel grid. Request an array too, "
+                "e.g. a placeholder: request[key] = gp.ArraySpec(roi=..., placeholder=True)"
+            )
         voxel_sizes = {k: self._voxel_size(k, s) for k, s in arrays.items()}
-        master_vs = (
-            np.min(np.array(list(voxel_sizes.values()), dtype=np.int64), axis=0)
-            if voxel_sizes
-            else np.ones(dims, dtype=np.int64)
-        )
+        master_vs = np.min(np.array(list(voxel_sizes.values()), dtype=np.int64), axis=0)
         total = rois[0]
         for r in rois[1:]:
             total = total.union(r)

@@ -14,16 +14,16 @@ from ..graph import Graph
 from ..pipeline import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
 from ..transforms import vector_map as kernels
-from ._request_context import (
+from ._common import (
     array_in,
-    array_spec_of,
-    ask_array,
+    ask_for,
     ask_graph,
     check_keys_dict,
     clip_to,
     graph_spec_of,
     grown,
     margin_voxels,
+    spatial_array_spec,
 )
 
 
@@ -141,7 +141,7 @@ class AddVectorMap(Node):
                 )
             labels = self.stayinside_array_keys.get(key)
             if labels is not None:
-                labels_vs = array_spec_of(self, upstream_spec, labels).voxel_size
+                labels_vs = spatial_array_spec(self, upstream_spec, labels).voxel_size
                 if labels_vs != vs:
                     raise PipelineSetupError(
                         f"{self.name}: {labels} has voxel size {labels_vs}, but the vector map "
@@ -168,7 +168,7 @@ class AddVectorMap(Node):
                 provided = self.upstream_spec[labels].roi
                 if provided is not None:
                     context = context.intersect(provided.snap_to_grid(vs, mode="shrink"))
-                ask_array(upstream, labels, context, vs)
+                ask_for(upstream, labels, context, vs)
             ask_graph(upstream, src, clip_to(context, self.upstream_spec[src].roi))
             pad = self.pad_for_partners
             ask_graph(upstream, trg, clip_to(context.grow(pad, pad), self.upstream_spec[trg].roi))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -170,6 +171,7 @@ class DaisyRequestBlocks(Node):
             )
         base = int(rng.integers(0, 2**63 - 1))
         stop = threading.Event()
+        errors: list[BaseException] = []
 
         def work() -> int:
             client = self.client_factory()
@@ -182,7 +184,10 @@ class DaisyRequestBlocks(Node):
                     logger.debug("%s: processing block %s", self.name, block)
                     try:
                         fetch(self.block_request(block, _block_seed(base, block)))
-                    except BaseException:
+                    except BaseException as e:
+                        # kept: daisy's context manager may swallow it (marking the block
+                        # failed), but this worker must not end as if all went well
+                        errors.append(e)
                         stop.set()
                         raise
                     if self.block_done_callback is not None:
@@ -196,6 +201,8 @@ class DaisyRequestBlocks(Node):
             with ThreadPoolExecutor(self.num_workers, thread_name_prefix="daisy") as pool:
                 futures = [pool.submit(work) for _ in range(self.num_workers)]
                 total = sum(f.result() for f in futures)
+        if errors:
+            raise errors[0]
         logger.info("%s: processed %d blocks", self.name, total)
         return Batch()
 
@@ -206,6 +213,6 @@ def _block_seed(base: int, block: Any) -> int:
     if isinstance(block_id, tuple):
         block_id = block_id[-1]
     if not isinstance(block_id, (int, np.integer)):
-        block_id = abs(hash(str(block_id)))
+        block_id = zlib.crc32(str(block_id).encode())
     state = np.random.SeedSequence([base, int(block_id) % 2**63]).generate_state(2, np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1

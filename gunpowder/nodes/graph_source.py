@@ -54,12 +54,17 @@ class _IndexedGraph:
             self.long_edges = np.flatnonzero(lengths > self.edge_reach)
 
     @classmethod
-    def of_graph(cls, graph: Graph) -> _IndexedGraph:
+    def of_graph(cls, graph: Graph, dtype: Any = None) -> _IndexedGraph:
+        """Index `graph`, its locations rounded to `dtype` (the served spec's) first, so the
+        KD-tree decides inside/outside on the values the served nodes will have."""
         nodes = graph.nodes
         position = {node.id: i for i, node in enumerate(nodes)}
         edges = graph.edges
         edge_pos = np.array([(position[e.u], position[e.v]) for e in edges], dtype=np.int64)
-        return cls(graph.node_ids, graph.locations, nodes, edge_pos.reshape(-1, 2), edges)
+        locations = graph.locations
+        if dtype is not None:
+            locations = locations.astype(dtype)
+        return cls(graph.node_ids, locations, nodes, edge_pos.reshape(-1, 2), edges)
 
     def _node(self, i: int) -> Node:
         if self.nodes is not None:
@@ -175,12 +180,12 @@ class GraphSource(Source):
                     "graph_spec=GraphSpec(roi=...)"
                 )
             spec.roi = _unbounded(dims)
-        self._indexed = self._index(graph)
         self._spec = spec
+        self._indexed = self._index(graph)
         return ProviderSpec({self.key: spec})
 
     def _index(self, graph: Graph) -> _IndexedGraph:
-        return _IndexedGraph.of_graph(graph)
+        return _IndexedGraph.of_graph(graph, self._spec.dtype)
 
     def _setup_provider(self) -> ProviderSpec:
         provider = self.provider

@@ -33,6 +33,8 @@ class N5Write(ZarrWrite):
             None: each array's own dtype.
         store: the container's path; replaces `output_dir` and `output_filename` (as in
             `ZarrWrite`). Default None.
+        zarr_format: ignored (N5 is not zarr); accepted since `ZarrWrite(...)` to a `.n5`
+            name becomes an N5Write with the same arguments.
 
     Example::
 

@@ -1,8 +1,10 @@
 """`RasterizeGraph`: draw a graph's nodes (balls or peaks) and edges (tubes) into a new array.
 
-Radii are world units per axis (anisotropic voxels welcome). The graph is requested in the
-array's ROI grown by the radius, so points just outside still paint their part of a ball.
-See `gunpowder.transforms.rasterize` for the exact voxel-centre convention.
+Radii are world units per axis (anisotropic voxels welcome). As 1.x, a node is drawn at the
+centre of the voxel containing it (that voxel is always painted) and edges along the voxels
+between their ends. The graph is requested in the array's ROI grown by the radius and a voxel,
+so points just outside still paint their part of a ball. See `gunpowder.transforms.rasterize`
+for the exact convention.
 """
 
 from __future__ import annotations
@@ -162,9 +164,13 @@ class RasterizeGraph(Node):
         provided[self.array] = spec
         return provided
 
-    def _reach(self, dims: int) -> Coordinate:
+    def _reach(self, dims: int, voxel_size: Coordinate) -> Coordinate:
+        """How far outside the array a node can paint into it: the radius (peaks: their
+        truncation) plus a voxel (a node is drawn at the centre of its voxel)."""
         factor = PEAK_TRUNCATE if self.settings.mode == "peak" else 1.0
-        return Coordinate(math.ceil(r * factor) for r in self._radius(dims))
+        return Coordinate(
+            math.ceil(r * factor) + int(v) for r, v in zip(self._radius(dims), voxel_size)
+        )
 
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         upstream = request.copy()
@@ -175,7 +181,8 @@ class RasterizeGraph(Node):
         if roi is None or roi.unbounded:
             raise PipelineRequestError(f"{self.name}: {self.array} needs a bounded ROI, got {roi}")
         provided = self.upstream_spec[self.graph].roi
-        context = roi.grow(self._reach(roi.dims), self._reach(roi.dims)).intersect(provided)
+        reach = self._reach(roi.dims, self.spec[self.array].voxel_size)
+        context = roi.grow(reach, reach).intersect(provided)
         if self.graph in upstream and upstream[self.graph].roi is not None:
             context = context.union(upstream[self.graph].roi)
         upstream[self.graph] = GraphSpec(roi=context)

@@ -350,7 +350,10 @@ class Scan(Node):
     Tiles step by the smallest ROI shape of the reference (per axis), so with a network whose
     outputs are smaller than its inputs, the outputs tile the request without gaps. Each tile
     is requested with its own seed, drawn from this node's Generator. Every requested key
-    must be in the reference.
+    must be in the reference. As in gunpowder 1.x, tiles stay inside every requested ROI
+    (the shift ranges of the keys are intersected; unbounded ROIs do not constrain): with
+    requested ROIs that are not consistent with the reference, a part of some array may be
+    covered by no tile; it is filled with zeros and a warning says so.
 
     Args:
         reference: a BatchRequest of bounded ROIs (world units) for one tile, e.g. a network's

@@ -1,11 +1,16 @@
 """Rasterise points and line segments into a voxel grid (balls, hollow balls, Gaussian peaks).
 
-Convention: voxel `i` of an array starting at world `offset` has its centre at
-`offset + (i + 0.5) * voxel_size`. With radius r (per axis, world units) a point p *covers*
-voxel i when the centre c satisfies sum(((c - p) / r)**2) <= 1; a segment covers the voxels
-within that (scaled) distance of its closest point (a tube with rounded ends). An axis with
-radius 0 covers only the voxel that contains the point along it. Peaks are
-exp(-d**2 / 2) with the radius as sigma, cut at `PEAK_TRUNCATE` sigmas, combined by maximum.
+Convention (gunpowder 1.x's): voxel `i` of an array starting at world `offset` has its centre
+at `offset + (i + 0.5) * voxel_size`; a point is drawn at the centre `s` of the voxel that
+contains it (floor), so that voxel is always painted. With radius r (per axis, world units) a
+point *covers* voxel i when its centre c satisfies d**2 = sum(((c - s) / r)**2) <= 1; an edge
+joins the snapped centres of its ends and covers the voxels within that (scaled) distance of
+the segment (a tube with rounded ends) plus the voxels of the digital line between the two
+voxels (`line_voxels`), so thin edges have no gaps. An axis with radius 0 covers only the
+voxel that contains the point along it. Hollow balls (inner fraction f) cover the voxels
+whose distance to the *nearest* point or edge is in [f, 1] (1.x: a distance transform from
+all of them). Peaks are exp(-d**2 / 2) with the radius as sigma, cut at `PEAK_TRUNCATE`
+sigmas, combined by maximum.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ class _Grid:
     def containing(self, p: np.ndarray) -> np.ndarray:
         """Index of the voxel containing world position p (may be outside the grid)."""
         return np.floor((p - self.offset) / self.voxel_size).astype(np.int64)
+
+    def snap(self, p: np.ndarray) -> np.ndarray:
+        """The centre of the voxel containing world position p."""
+        return self.offset + (self.containing(p) + 0.5) * self.voxel_size
 
     def centres(self, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
         """Open-grid (broadcastable) world centre coordinates of the box [a, b)."""
@@ -100,6 +109,19 @@ def _segment_d2(grid: _Grid, a, b, p: np.ndarray, q: np.ndarray, radius: np.ndar
     return d2
 
 
+def line_voxels(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The voxels (K, dims) of the digital line from voxel `i` to voxel `j`, both included:
+    max|j - i| + 1 steps, each axis rounded (half away from zero) from the straight line."""
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    n = int(np.max(np.abs(j - i))) if len(i) else 0
+    if n == 0:
+        return i[None, :]
+    t = np.arange(n + 1)[:, None] / n
+    x = i + t * (j - i)
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
 def _segment_samples(p: np.ndarray, q: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
     """Points along p→q at most half a voxel apart (for radii with zero axes)."""
     steps = int(np.ceil(np.max(np.abs(q - p) / (0.5 * voxel_size)))) if np.any(q != p) else 0
@@ -151,6 +173,8 @@ def rasterize(
     out = np.full(grid.shape, bg_value, dtype=dtype)
     reach = radius * (PEAK_TRUNCATE if peak else 1.0)
     inner2 = None if not inner_radius_fraction else float(inner_radius_fraction) ** 2
+    hollow = None if inner2 is None else np.zeros(grid.shape, dtype=bool)
+    shape = np.array(grid.shape)
 
     def paint(a, b, d2, value, labels) -> None:
         region = (slice(int(a[i]), int(b[i])) for i in range(dims))
@@ -160,21 +184,40 @@ def rasterize(
             values = np.where(covered, np.exp(-0.5 * d2), 0.0)
         else:
             covered = d2 <= 1.0
-            if inner2 is not None:
-                covered &= d2 >= inner2
-        if labels is not None:
-            covered = covered & np.isin(mask[region], labels)
+        own = None if labels is None else np.isin(mask[region], labels)
+        if own is not None:
+            covered = covered & own
         target = out[region]
         if peak:
             np.copyto(target, np.maximum(target, values.astype(dtype)), where=covered)
         else:
             target[covered] = value
+        if hollow is not None:  # inside some primitive's inner radius: cleared at the end
+            inner = d2 < inner2
+            hollow[region] |= inner if own is None else inner & own
+
+    def voxels(index: np.ndarray, value: Any, labels: Any) -> None:
+        """Paint whole voxels (K, dims) as at distance 0: the digital line of an edge."""
+        index = index[np.all((index >= 0) & (index < shape), axis=1)]
+        if len(index) == 0:
+            return
+        where = tuple(index.T)
+        if labels is not None:
+            index = index[np.isin(mask[where], labels)]
+            where = tuple(index.T)
+        if peak:
+            out[where] = np.maximum(out[where], np.asarray(1.0, dtype=dtype))
+        else:
+            out[where] = value
+        if hollow is not None:
+            hollow[where] = True
 
     def point(p: np.ndarray, value: Any, labels: Any) -> None:
-        box = _box(grid, p, p, reach, p)
+        s = grid.snap(p)
+        box = _box(grid, s, s, reach, s)
         if box is not None:
             a, b = box
-            paint(a, b, _point_d2(grid, a, b, p, radius), value, labels)
+            paint(a, b, _point_d2(grid, a, b, s, radius), value, labels)
 
     for i, p in enumerate(locations):
         if _skip(node_values[i]):
@@ -185,19 +228,24 @@ def rasterize(
         if _skip(edge_values[k]):
             continue
         labels = None if edge_mask_labels is None else list(edge_mask_labels[k])
-        p, q = locations[i], locations[j]
+        p, q = grid.snap(locations[i]), grid.snap(locations[j])
         if flat:
             for s in _segment_samples(p, q, grid.voxel_size):
                 point(s, edge_values[k], labels)
-            continue
-        # long segments in pieces about a radius long: boxes hug the tube (same voxels)
-        pieces = max(1, int(np.ceil(np.linalg.norm((q - p) / reach))))
-        ends = p + np.linspace(0.0, 1.0, pieces + 1)[:, None] * (q - p)
-        for s0, s1 in zip(ends[:-1], ends[1:]):
-            box = _box(grid, np.minimum(s0, s1), np.maximum(s0, s1), reach, s0)
-            if box is not None:
-                a, b = box
-                paint(a, b, _segment_d2(grid, a, b, s0, s1, radius), edge_values[k], labels)
+        else:
+            # long segments in pieces about a radius long: boxes hug the tube (same voxels)
+            pieces = max(1, int(np.ceil(np.linalg.norm((q - p) / reach))))
+            ends = p + np.linspace(0.0, 1.0, pieces + 1)[:, None] * (q - p)
+            for s0, s1 in zip(ends[:-1], ends[1:]):
+                box = _box(grid, np.minimum(s0, s1), np.maximum(s0, s1), reach, s0)
+                if box is not None:
+                    a, b = box
+                    d2 = _segment_d2(grid, a, b, s0, s1, radius)
+                    paint(a, b, d2, edge_values[k], labels)
+        line = line_voxels(grid.containing(locations[i]), grid.containing(locations[j]))
+        voxels(line, edge_values[k], labels)
+    if hollow is not None:
+        out[hollow] = bg_value
     return out
 
 

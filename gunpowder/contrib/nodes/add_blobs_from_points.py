@@ -10,15 +10,15 @@ from ...batch import Array, Batch
 from ...errors import PipelineSetupError
 from ...geometry import Coordinate
 from ...graph import Graph
-from ...nodes._request_context import (
+from ...nodes._common import (
     array_in,
-    array_spec_of,
-    ask_array,
+    ask_for,
     ask_graph,
     clip_to,
     graph_spec_of,
     grown,
     margin_voxels,
+    spatial_array_spec,
 )
 from ...pipeline import Node
 from ...spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, ProviderSpec
@@ -141,7 +141,7 @@ class AddBlobsFromPoints(Node):
             graph_spec_of(self, upstream_spec, s["points_key"])
             if s["partner_points"] is not None:
                 graph_spec_of(self, upstream_spec, s["partner_points"])
-            mask = array_spec_of(self, upstream_spec, s["restrictive_mask_key"])
+            mask = spatial_array_spec(self, upstream_spec, s["restrictive_mask_key"])
             if mask.voxel_size != s["output_voxel_size"]:
                 raise PipelineSetupError(
                     f"{self.name}: blob setting {name!r}: output_voxel_size "
@@ -165,7 +165,7 @@ class AddBlobsFromPoints(Node):
             vs = s["output_voxel_size"]
             context = grown(request[key].roi, margin_voxels(s["radius"], vs), vs)
             context = clip_to(context, self.upstream_spec[mask].roi)
-            ask_array(upstream, mask, context, vs)
+            ask_for(upstream, mask, context, vs)
             for graph in (s["points_key"], s["partner_points"]):
                 if graph is not None:
                     ask_graph(upstream, graph, clip_to(context, self.upstream_spec[graph].roi))

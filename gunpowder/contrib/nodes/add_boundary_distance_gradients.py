@@ -9,7 +9,7 @@ import numpy as np
 from ...batch import Array, Batch
 from ...errors import PipelineSetupError
 from ...geometry import Roi
-from ...nodes._request_context import array_in, array_spec_of, ask_array
+from ...nodes._common import array_in, ask_for, spatial_array_spec
 from ...pipeline import Node
 from ...spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ...transforms import boundary_distance as kernels
@@ -107,7 +107,7 @@ class AddBoundaryDistanceGradients(Node):
         return [k for k in keys if k is not None]
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = array_spec_of(self, upstream_spec, self.label_array_key)
+        labels = spatial_array_spec(self, upstream_spec, self.label_array_key)
         spec = upstream_spec.copy()
         field = labels.replace(dtype=np.float32, interpolatable=True)
         if self.gradient_array_key is not None:
@@ -137,7 +137,7 @@ class AddBoundaryDistanceGradients(Node):
             return upstream, None
         vs = self.upstream_spec[self.label_array_key].voxel_size
         roi = roi.snap_to_grid(vs, mode="grow")
-        ask_array(upstream, self.label_array_key, roi, vs)
+        ask_for(upstream, self.label_array_key, roi, vs)
         return upstream, roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:

@@ -8,14 +8,14 @@ import numpy as np
 
 from ...batch import Array, Batch
 from ...geometry import Coordinate
-from ...nodes._request_context import (
+from ...nodes._common import (
     array_in,
-    array_spec_of,
-    ask_array,
+    ask_for,
     check_keys_dict,
     clip_to,
     grown,
     margin_voxels,
+    spatial_array_spec,
 )
 from ...pipeline import Node
 from ...spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
@@ -99,7 +99,7 @@ class AddGtMaskExclusiveZone(Node):
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
         spec = upstream_spec.copy()
         for mask, binary in self.EZ_masks_to_binary_map.items():
-            binary_spec = array_spec_of(self, upstream_spec, binary)
+            binary_spec = spatial_array_spec(self, upstream_spec, binary)
             self._radius(binary_spec.voxel_size)
             spec[mask] = binary_spec.replace(interpolatable=False)
         return spec
@@ -115,7 +115,7 @@ class AddGtMaskExclusiveZone(Node):
             vs = self.upstream_spec[binary].voxel_size
             context = grown(roi, margin_voxels(self._radius(vs), vs), vs)
             context = clip_to(context, self.upstream_spec[binary].roi)
-            ask_array(upstream, binary, context, vs)
+            ask_for(upstream, binary, context, vs)
             todo[mask] = context
         return upstream, todo
 

@@ -10,7 +10,7 @@ import numpy as np
 from ...batch import Array, Batch
 from ...errors import PipelineSetupError
 from ...geometry import Coordinate, Roi
-from ...nodes._request_context import array_in, array_spec_of, ask_array
+from ...nodes._common import array_in, ask_for, spatial_array_spec
 from ...pipeline import Node
 from ...spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ...transforms.nonsymmetric_affinities import shifted_conjunction
@@ -80,8 +80,8 @@ class AddNonsymmetricAffinities(Node):
         self.padding = Coordinate(int(x) for x in np.abs(vectors).max(axis=0))
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        a = array_spec_of(self, upstream_spec, self.array_key_1)
-        b = array_spec_of(self, upstream_spec, self.array_key_2)
+        a = spatial_array_spec(self, upstream_spec, self.array_key_1)
+        b = spatial_array_spec(self, upstream_spec, self.array_key_2)
         if a.voxel_size != b.voxel_size:
             raise PipelineSetupError(
                 f"{self.name}: {self.array_key_1} and {self.array_key_2} must have the same "
@@ -127,8 +127,8 @@ class AddNonsymmetricAffinities(Node):
             return upstream, None
         vs = self.upstream_spec[self.array_key_1].voxel_size
         context = roi.grow(self.padding, self.padding)
-        ask_array(upstream, self.array_key_1, context, vs)
-        ask_array(upstream, self.array_key_2, context, vs)
+        ask_for(upstream, self.array_key_1, context, vs)
+        ask_for(upstream, self.array_key_2, context, vs)
         return upstream, (roi, context)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:

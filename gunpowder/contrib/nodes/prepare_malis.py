@@ -8,7 +8,7 @@ import numpy as np
 
 from ...batch import Array, Batch
 from ...errors import PipelineSetupError
-from ...nodes._request_context import array_in, array_spec_of, ask_array
+from ...nodes._common import array_in, ask_for, spatial_array_spec
 from ...pipeline import Node
 from ...spec import ArrayKey, BatchRequest, ProviderSpec
 from ...transforms.malis import malis_components
@@ -56,9 +56,9 @@ class PrepareMalis(Node):
         self.ignore_array_key = ignore_array_key
 
     def setup(self, upstream_spec: ProviderSpec) -> ProviderSpec:
-        labels = array_spec_of(self, upstream_spec, self.labels_array_key)
+        labels = spatial_array_spec(self, upstream_spec, self.labels_array_key)
         if self.ignore_array_key is not None:
-            ignore = array_spec_of(self, upstream_spec, self.ignore_array_key)
+            ignore = spatial_array_spec(self, upstream_spec, self.ignore_array_key)
             if ignore.voxel_size != labels.voxel_size:
                 raise PipelineSetupError(
                     f"{self.name}: {self.ignore_array_key} has voxel size {ignore.voxel_size}, "
@@ -75,9 +75,9 @@ class PrepareMalis(Node):
         roi = request[self.malis_comp_array_key].roi
         del upstream[self.malis_comp_array_key]
         vs = self.upstream_spec[self.labels_array_key].voxel_size
-        ask_array(upstream, self.labels_array_key, roi, vs)
+        ask_for(upstream, self.labels_array_key, roi, vs)
         if self.ignore_array_key is not None:
-            ask_array(upstream, self.ignore_array_key, roi, vs)
+            ask_for(upstream, self.ignore_array_key, roi, vs)
         return upstream, roi
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
