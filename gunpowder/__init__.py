@@ -19,6 +19,7 @@ from .engine import derive_seed
 from .errors import (
     BatchFilterError,
     GunpowderError,
+    NodeArgumentError,
     PipelineRequestError,
     PipelineSetupError,
 )
@@ -28,6 +29,7 @@ from .node import ArrayFunction, FunctionNode, MultiNode, Source, lift
 from .node import Node as PipelineNode  # `gp.Node` is the graph node, as in 1.x
 from .nodes import *  # noqa: F403  (every node, as 1.x exports them)
 from .nodes import __all__ as _node_names
+from .nodes.hdf5like_source_base import SourceReadError
 from .parallel import WorkerDiedError, WorkerError
 from .pipeline import Pipeline, build
 from .profiling import ProfilingStats, TimingSummary, plot_profiling_stats

@@ -15,3 +15,11 @@ class PipelineRequestError(GunpowderError):
 
 class BatchFilterError(GunpowderError):
     """A (1.x-style) filter broke its contract, e.g. `prepare` returned the wrong type."""
+
+
+class NodeArgumentError(GunpowderError, ValueError, AssertionError):
+    """A node was constructed with an invalid argument (the message names node and argument).
+
+    A `ValueError`, what Python code expects for a bad value, and an `AssertionError`, what
+    gunpowder 1.x raised from its `assert`s and what 1.x users' tests catch.
+    """

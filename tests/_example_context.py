@@ -5,8 +5,14 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import math
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import gunpowder as gp
 import gunpowder.contrib as gp_contrib
@@ -140,7 +146,8 @@ FILE_SHAPE = (12, 112, 112)  # voxels of the arrays in files (a 400 nm request f
 REQUEST = (160, 64, 64)  # world size of the batch requested from a pipeline an example leaves
 
 GRAPH_NAMES = {"presyn", "postsyn", "skeletons", "synapses", "points"}
-# keys an upstream provides when an example reads them (the others are the node's outputs)
+# keys the upstream `pipeline`/`source` provides when an example reads them (other key
+# names are the node's outputs); RAW is always provided
 INPUT_NAMES = {
     "raw",
     "labels",
@@ -157,8 +164,7 @@ INPUT_NAMES = {
     "postsyn",
     "skeletons",
 }
-SOURCE_NAMES = {"pipeline", "source", "raw_source", "source_a", "source_b"}
-MODULE_NAMES = {"gp", "np", "math", "torch"}
+MODULES = {"gp": gp, "np": np, "math": math}
 
 
 def key_for(name: str) -> gp.ArrayKey | gp.GraphKey:
@@ -166,40 +172,51 @@ def key_for(name: str) -> gp.ArrayKey | gp.GraphKey:
     return gp.GraphKey(name.upper()) if name in GRAPH_NAMES else gp.ArrayKey(name.upper())
 
 
-def _labels(shape: tuple[int, ...]) -> np.ndarray:
-    """Blocks of ids 1..: realistic neuron-like segments with boundaries between them."""
-    z, y, x = np.indices(shape)
+def _seed(name: str) -> int:
+    return sum(ord(c) * 31**i for i, c in enumerate(name)) % 2**32
+
+
+def labels_volume(shape: tuple[int, ...]) -> np.ndarray:
+    """Blocks of ids 1..: segments of 4 x 12 x 12 voxels, as many labels as in EM data."""
+    z, y, x = np.indices(shape, sparse=True)
     return (1 + (z // 4) * 64 + (y // 12) * 8 + x // 12).astype(np.uint64)
 
 
-def _blobs(shape: tuple[int, ...], seed: int) -> np.ndarray:
+def blobs_volume(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A binary uint8 volume with a few small boxes (synaptic clefts, partner masks)."""
     rng = np.random.default_rng(seed)
     out = np.zeros(shape, np.uint8)
     for _ in range(6):
         c = [int(rng.integers(0, s)) for s in shape]
-        out[tuple(slice(max(0, ci - 1), ci + 2) for ci in c[:1]) + tuple(
-            slice(max(0, ci - 4), ci + 5) for ci in c[1:])] = 1
+        box = (slice(max(0, c[0] - 1), c[0] + 2),) + tuple(
+            slice(max(0, ci - 4), ci + 5) for ci in c[1:]
+        )
+        out[box] = 1
     return out
 
 
 def array_data(name: str, shape: tuple[int, ...] = SHAPE) -> tuple[np.ndarray, tuple, bool]:
     """(data, voxel size, interpolatable) of the in-memory array an example's name means."""
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(_seed(name))
     if name in ("raw", "gt"):
         return rng.random(shape, dtype=np.float32), VOXEL, True
     if name in ("labels", "gt_labels"):
-        return _labels(shape), VOXEL, False
+        return labels_volume(shape), VOXEL, False
     if name in ("mask", "gt_mask"):
         mask = np.ones(shape, np.uint8)
         mask[:, :4, :4] = 0
         return mask, VOXEL, False
-    if name == "pred":
-        return rng.random((1, 3) + shape, dtype=np.float32), VOXEL, True
+    if name == "pred":  # (batch, channels, z, y, x) as a model returns it
+        return rng.random((1, 3) + tuple(shape), dtype=np.float32), VOXEL, True
     if name == "raw_coarse":
         coarse = tuple(s // 2 for s in shape)
         return rng.random(coarse, dtype=np.float32), tuple(2 * v for v in VOXEL), True
+    if name == "gt_affs":
+        return rng.integers(0, 2, (3,) + tuple(shape), np.uint8), VOXEL, False
+    if name == "gt_affs_mask":
+        return np.ones((3,) + tuple(shape), np.uint8), VOXEL, False
     if name in ("pre_mask", "post_mask", "gt_syn_binary"):
-        return _blobs(shape, len(name)), VOXEL, False
+        return blobs_volume(tuple(shape), _seed(name)), VOXEL, False
     raise KeyError(f"no in-memory data for {name!r}: add it to tests/_example_context.py")
 
 
@@ -207,37 +224,35 @@ def world_roi(shape: tuple[int, ...] = SHAPE) -> gp.Roi:
     return gp.Roi((0, 0, 0), tuple(s * v for s, v in zip(shape, VOXEL)))
 
 
-def graph_source(name: str) -> Any:
-    """A GraphSource for a graph name: synaptic partners or a skeleton inside world_roi()."""
-    roi = world_roi()
+def graph(name: str, roi: gp.Roi) -> gp.Graph:
+    """A graph inside `roi`: synaptic partners (`partner_ids`) or a skeleton (a chain)."""
+    spec = gp.GraphSpec(roi=roi)
     if name == "skeletons":
         locations = [[40 + 40 * i, 20 + 16 * i, 30 + 12 * i] for i in range(8)]
-        graph = gp.Graph.from_arrays(
-            locations, edges=[[i, i + 1] for i in range(7)], spec=gp.GraphSpec(roi=roi)
+        return gp.Graph.from_arrays(locations, edges=[[i, i + 1] for i in range(7)], spec=spec)
+    if name == "presyn":
+        return gp.Graph.from_arrays(
+            [[100, 60, 60], [300, 120, 100], [220, 150, 40]],
+            ids=[1, 2, 3],
+            spec=spec,
+            node_attrs=[{"partner_ids": [101 + i]} for i in range(3)],
         )
-    elif name == "presyn":
-        locations = [[100, 60, 60], [300, 120, 100], [220, 150, 40]]
-        attrs = [{"partner_ids": [100 + i]} for i in range(3)]
-        graph = gp.Graph.from_arrays(
-            locations, ids=[1, 2, 3], spec=gp.GraphSpec(roi=roi), node_attrs=attrs
+    if name == "postsyn":
+        return gp.Graph.from_arrays(
+            [[100, 80, 72], [300, 100, 110], [260, 150, 60]],
+            ids=[101, 102, 103],
+            spec=spec,
+            node_attrs=[{"partner_ids": [1 + i]} for i in range(3)],
         )
-    elif name == "postsyn":
-        locations = [[100, 80, 72], [300, 100, 110], [260, 150, 60]]
-        attrs = [{"partner_ids": [1 + i]} for i in range(3)]
-        graph = gp.Graph.from_arrays(
-            locations, ids=[100, 101, 102], spec=gp.GraphSpec(roi=roi), node_attrs=attrs
-        )
-    else:
-        raise KeyError(f"no in-memory graph for {name!r}: add it to tests/_example_context.py")
-    return gp.GraphSource(key_for(name), graph)
+    raise KeyError(f"no in-memory graph for {name!r}: add it to tests/_example_context.py")
 
 
 def source_for(names: Iterable[str], shape: tuple[int, ...] = SHAPE) -> Any:
-    """A pipeline of ArraySources (and GraphSources) providing `names`, merged."""
+    """ArraySources (and GraphSources) providing the keys of `names`, merged."""
     nodes = []
     for name in sorted(set(names)):
         if name in GRAPH_NAMES:
-            nodes.append(graph_source(name))
+            nodes.append(gp.GraphSource(key_for(name), graph(name, world_roi(shape))))
             continue
         data, voxel_size, interpolatable = array_data(name, shape)
         spatial = data.shape[-3:]
@@ -252,15 +267,267 @@ def source_for(names: Iterable[str], shape: tuple[int, ...] = SHAPE) -> Any:
     return tuple(nodes) + gp.MergeProvider()
 
 
-class ScaleModel(torch_module_base()):  # type: ignore[misc]
-    """A one-parameter model keeping the input's shape: `input * w + b`."""
+def torch_objects(crop: bool = False) -> dict[str, Any]:
+    """`model`, `loss`, `optimizer`, `unet` (empty without torch).
 
-    def __init__(self) -> None:
+    `model` keeps its input's shape (`input * w + b`); with `crop` it returns the middle
+    third of each spatial axis (a valid-convolution network's output: 1320 -> 440).
+    """
+    try:
+        import torch
+    except ImportError:
+        return {}
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+            self.b = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, input: Any) -> Any:  # noqa: A002 (the examples' argument name)
+            out = input.float() * self.w + self.b
+            if crop:
+                out = out[..., tuple(slice(s // 3, 2 * s // 3) for s in out.shape[-3:])]
+            return out
+
+    model = Model()
+    unet = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 1), torch.nn.Sigmoid())
+    return {
+        "torch": torch,
+        "model": model,
+        "loss": torch.nn.MSELoss(),
+        "optimizer": torch.optim.SGD(model.parameters(), lr=1e-4),
+        "unet": unet,
+    }
+
+
+# --- files the examples name -----------------------------------------------------------
+
+ZARR_DATASETS = ("raw", "labels", "labels_mask", "mask", "volumes/raw", "volumes/labels")
+HDF_DATASETS = (
+    "volumes/raw",
+    "volumes/labels/neuron_ids",
+    "volumes/labels/mask",
+    "raw",
+    "mask",
+)
+
+
+def file_data(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    """What a dataset path holds in the files: uint8 raw (as EM data), labels, masks."""
+    leaf = path.rsplit("/", 1)[-1]
+    if leaf == "raw":
+        return np.random.default_rng(_seed(path)).integers(0, 256, shape, dtype=np.uint8)
+    if leaf in ("labels", "neuron_ids"):
+        return labels_volume(shape)
+    mask = np.ones(shape, np.uint8)
+    mask[:, : shape[1] // 8, : shape[2] // 8] = 0
+    return mask
+
+
+def write_zarr(path: Path, shape: tuple[int, ...]) -> None:
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w")
+    for name in ZARR_DATASETS:
+        data = file_data(name, shape)
+        array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(4, 64, 64))
+        array[:] = data
+        array.attrs.update(resolution=list(VOXEL), offset=[0, 0, 0])
+
+
+def write_hdf(path: Path, shape: tuple[int, ...]) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for name in HDF_DATASETS:
+            data = file_data(name, shape)
+            if path.name.startswith("artifacts") and name == "mask":
+                data = data * np.uint8(255)  # an alpha mask, [0, 1] after Normalize
+            ds = f.create_dataset(name, data=data)
+            ds.attrs["resolution"] = VOXEL
+            ds.attrs["offset"] = (0, 0, 0)
+        # CREMI synapse annotations: locations relative to the volume, in nm
+        f["annotations/ids"] = np.array([1, 2, 3, 101, 102, 103], np.uint64)
+        f["annotations/locations"] = np.array(
+            [[100, 60, 60], [300, 120, 100], [220, 150, 40], [100, 80, 72], [300, 100, 110],
+             [260, 150, 60]],
+            np.float64,
+        )
+        f["annotations/presynaptic_site/partners"] = np.array(
+            [[1, 101], [2, 102], [3, 103]], np.uint64
+        )
+
+
+def write_csv(path: Path, world: bool) -> None:
+    """Points inside world_roi(): world units, or voxels (for `scale=(40, 4, 4)`)."""
+    points = np.array([[100, 60, 60], [300, 120, 100], [220, 150, 40], [200, 100, 100]])
+    if not world:
+        points = points // np.array(VOXEL)
+    path.write_text("".join(" ".join(str(int(c)) for c in p) + "\n" for p in points))
+
+
+def write_files(code: str, folder: Path, file_shape: tuple[int, ...]) -> None:
+    """Create the files the example names (string constants) in `folder`."""
+    names = {
+        n.value
+        for n in ast.walk(ast.parse(code))
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
+    for name in names:
+        path = folder / name
+        if name.endswith(".zarr") and not name.startswith(("out", "batch_", "pred")):
+            write_zarr(path, file_shape)
+        elif name.endswith((".hdf", ".h5", ".hdf5")) and name not in ("copy.hdf",):
+            write_hdf(path, file_shape)
+        elif name == "synapses.csv":
+            write_csv(path, world=False)
+        elif name.endswith(".csv"):
+            write_csv(path, world=True)
+        elif name.endswith(".npz"):
+            np.savez(path, raw=file_data("raw", file_shape))
+
+
+# --- per-node recipes ------------------------------------------------------------------
+
+@dataclass
+class Recipe:
+    """What a node's example needs beyond the defaults.
+
+    inputs: extra names the upstream `pipeline`/`source` provides (beside the free key names
+    in INPUT_NAMES and RAW); shape: in-memory array shape (voxels); file_shape: of the files;
+    crop_model: `model` returns the middle third (a valid network); checkpoint: a checkpoint
+    file of `model` to write; request: names to request from the pipeline the example leaves
+    (default: everything it provides); request_shape: world size of that request.
+    """
+
+    inputs: tuple[str, ...] = ()
+    shape: tuple[int, ...] = SHAPE
+    file_shape: tuple[int, ...] = FILE_SHAPE
+    crop_model: bool = False
+    checkpoint: str | None = None
+    request: tuple[str, ...] | None = None
+    request_shape: tuple[int, ...] = REQUEST
+
+
+RECIPES: dict[str, Recipe] = {
+    # reads affinities and their mask: the upstream provides them
+    # pad_for_partners=(0, 400, 400): the points are requested 400 nm beyond the map
+    "gp.AddVectorMap": Recipe(shape=(12, 256, 256)),
+    "gp.BalanceLabels": Recipe(inputs=("gt_affs", "gt_affs_mask")),
+    # the 2017 README's source: RAW, GT_LABELS, GT_MASK at least the size of its request
+    "gp.Train": Recipe(inputs=("gt_labels", "gt_mask"), shape=(90, 280, 280)),
+    # 1320^3 nm in, 440^3 nm out: one Scan block of a 1320^3 nm volume
+    "gp.Scan": Recipe(file_shape=(33, 330, 330), crop_model=True),
+    # locations up to (1200, 800, 3000) nm, 400 nm around them
+    "gp.SpecifiedLocation": Recipe(file_shape=(36, 256, 816)),
+    "gp.torch.Predict": Recipe(checkpoint="model_checkpoint_5000"),
+    "gp.PreCache": Recipe(inputs=("gt",)),
+    "gp.torch.Train": Recipe(inputs=("gt",)),
+}
+
+
+# --- running an example ----------------------------------------------------------------
+
+
+def assigned_names(code: str) -> set[str]:
+    """Names the example binds at its top level (`x = ...`, `x += ...`)."""
+    out = set()
+    for stmt in ast.parse(code).body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+        if isinstance(stmt, ast.AugAssign):
+            targets = [stmt.target]
+        for t in targets:
+            out.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return out
+
+
+def namespace(example: Example, folder: Path) -> dict[str, Any]:
+    """The globals the example runs in: modules, keys, sources, models, files in `folder`."""
+    recipe = RECIPES.get(example.name, Recipe())
+    free = free_names(example.code)
+    ns: dict[str, Any] = {"__name__": "docstring_example", **MODULES}
+    objects = torch_objects(crop=recipe.crop_model)
+    inputs = {"raw", *recipe.inputs, *(free & INPUT_NAMES)}
+    if example.name.startswith("gunpowder.contrib."):
+        ns.update({n: getattr(gp_contrib, n) for n in gp_contrib.__all__})
+    for name in free - set(ns):
+        if name in objects:
+            ns[name] = objects[name]
+        elif name in ("pipeline", "source"):
+            ns[name] = source_for(inputs, recipe.shape)
+        elif name in ("raw_source", "source_a", "source_b"):
+            ns[name] = source_for({"raw"}, recipe.shape)
+        elif name == "roi":
+            ns[name] = world_roi(recipe.shape)
+        else:
+            ns[name] = key_for(name)
+    write_files(example.code, folder, recipe.file_shape)
+    if recipe.checkpoint is not None:
         import torch
 
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(()))
-        self.b = torch.nn.Parameter(torch.zeros(()))
+        torch.save(
+            {"model_state_dict": objects["model"].state_dict(), "iteration": 5000},
+            folder / recipe.checkpoint,
+        )
+    return ns
 
-    def forward(self, input: Any) -> Any:  # noqa: A002 (the examples' argument name)
-        return input.float() * self.w + self.b
+
+def small_request(spec: Any, names: Iterable[str] | None, size: tuple[int, ...]) -> Any:
+    """A request for `names` (default: every spatial key of `spec`) of about `size` (world
+    units), centred in the ROI the keys share, on the grid of all their voxel sizes."""
+    keys = [key_for(n) for n in names] if names is not None else list(spec.keys())
+    specs = {k: spec[k] for k in keys}
+    spatial = {
+        k: s for k, s in specs.items() if s.roi is not None and not getattr(s, "nonspatial", False)
+    }
+    grid = [1, 1, 1]
+    shared = gp.Roi((None,) * 3, (None,) * 3)
+    for s in spatial.values():
+        if getattr(s, "voxel_size", None) is not None:
+            grid = [math.lcm(g, int(v)) for g, v in zip(grid, s.voxel_size)]
+        shared = shared.intersect(s.roi)
+    shape = [max(g, (int(w) + g - 1) // g * g) for w, g in zip(size, grid)]
+    begin = []
+    for d in range(3):
+        lo, hi = shared.begin[d], shared.end[d]
+        if lo is None or hi is None:
+            begin.append(0)
+            continue
+        shape[d] = min(shape[d], (int(hi - lo) // grid[d]) * grid[d])
+        centre = (int(lo) + int(hi) - shape[d]) // 2
+        start = centre // grid[d] * grid[d]
+        if start < lo:
+            start += grid[d]
+        begin.append(start)
+    roi = gp.Roi(tuple(begin), tuple(shape))
+    request = gp.BatchRequest()
+    for key, s in specs.items():
+        if key in spatial:
+            request[key] = (gp.ArraySpec(roi=roi) if isinstance(key, gp.ArrayKey)
+                            else gp.GraphSpec(roi=roi))
+        elif isinstance(key, gp.ArrayKey):
+            request[key] = gp.ArraySpec(nonspatial=True)
+    return request
+
+
+def run_example(example: Example, folder: Path) -> list[tuple[str, Any, Any]]:
+    """Execute the example; then build each pipeline it leaves (`pipeline`, `source`) and
+    request one small batch, unless the example requests batches itself.
+
+    Returns (name, request, batch) of each batch requested here.
+    """
+    recipe = RECIPES.get(example.name, Recipe())
+    ns = namespace(example, folder)
+    code = compile(example.code, f"<{example.name} docstring example>", "exec")
+    exec(code, ns)  # noqa: S102 (the point of the test)
+    if "request_batch" in example.code:
+        return []
+    done = []
+    for name in ("pipeline", "source"):
+        if name not in assigned_names(example.code):
+            continue
+        with gp.build(ns[name]) as p:
+            request = small_request(p.spec, recipe.request, recipe.request_shape)
+            done.append((name, request, p.request_batch(request)))
+    return done

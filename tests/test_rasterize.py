@@ -1,6 +1,6 @@
 """Rasterisation against its definition (1.x's convention): a point is drawn at the centre of
 the voxel containing it, and a ball of radius r covers exactly the voxels whose centres lie
-within r of that (anisotropic, world units); tubes between snapped ends plus the digital line,
+within r of that (anisotropic, world units); tubes along edges plus the voxels they run through,
 hollow balls (distance to the nearest primitive), peaks, masks, colours; and the
 RasterizeGraph node in a pipeline."""
 
@@ -24,7 +24,8 @@ from gunpowder.nodes import (
 )
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, GraphSpec
-from gunpowder.transforms.rasterize import PEAK_TRUNCATE, line_voxels, rasterize
+from gunpowder.graph import clip_segments
+from gunpowder.transforms.rasterize import PEAK_TRUNCATE, rasterize, segment_voxels
 
 POINTS = GraphKey("RASTER_TEST_POINTS")
 TARGET = ArrayKey("RASTER_TEST_TARGET")
@@ -133,43 +134,35 @@ def test_edges_are_tubes_of_the_radius(data):
     edges = np.array([[0, 1], [1, 2]])
     out = rasterize(shape, offset, vs, pts, radius, edges=edges).astype(bool)
     c = centres(shape, offset, vs)
-    ends = [snap(p, offset, vs) for p in pts]
-    d2 = np.min([segment_d2(c, ends[i], ends[j], radius) for i, j in edges], axis=0)
-    line = np.zeros(shape, bool)
+    # tubes along the (unsnapped) segments, plus the voxels the segments run through
+    d2 = np.min([segment_d2(c, pts[i], pts[j], radius) for i, j in edges], axis=0)
+    through = np.zeros(shape, bool)
     for i, j in edges:
-        a = [math.floor((x - o) / v) for x, o, v in zip(pts[i], offset, vs)]
-        b = [math.floor((x - o) / v) for x, o, v in zip(pts[j], offset, vs)]
-        n = max(abs(y - x) for x, y in zip(a, b))
-        for k in range(n + 1):
-            t = k / n if n else 0.0
-            voxel = []
-            for x, y in zip(a, b):
-                z = x + t * (y - x)
-                voxel.append(int(math.copysign(math.floor(abs(z) + 0.5), z)))
-            if all(0 <= u < m for u, m in zip(voxel, shape)):
-                line[tuple(voxel)] = True
-    assert np.all(out[(d2 < 1 - 1e-9) | line])
-    assert not np.any(out[(d2 > 1 + 1e-9) & ~line])
+        for voxel in segment_voxels(shape, offset, vs, pts[i], pts[j]):
+            through[tuple(voxel)] = True
+    nodes = np.min([ball_d2(c, snap(p, offset, vs), radius) for p in pts], axis=0)
+    assert np.all(out[(d2 < 1 - 1e-9) | through | (nodes <= 1)])
+    assert not np.any(out[(d2 > 1 + 1e-9) & ~through & (nodes > 1)])
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.integers(-20, 20), min_size=1, max_size=4).flatmap(
-        lambda a: st.tuples(
-            st.just(a), st.lists(st.integers(-20, 20), min_size=len(a), max_size=len(a))
+@given(st.data())
+def test_segment_voxels_are_the_voxels_holding_a_point_of_the_segment(data):
+    shape, offset, vs = data.draw(grids(dims=data.draw(st.integers(1, 3))))
+    p, q = points_in(data.draw, shape, offset, vs, 2)
+    got = {tuple(v) for v in segment_voxels(shape, offset, vs, p, q).tolist()}
+    # every voxel found touches the segment (its closed box; exact faces count)
+    for v in got:
+        box = Roi(
+            tuple(o + i * s for o, i, s in zip(offset, v, vs)), tuple(int(s) for s in vs)
         )
-    )
-)
-def test_line_voxels_are_a_connected_chain_along_the_line(ends):
-    a, b = np.array(ends[0]), np.array(ends[1])
-    line = line_voxels(a, b)
-    n = int(np.max(np.abs(b - a)))
-    assert len(line) == n + 1
-    assert line[0].tolist() == a.tolist() and line[-1].tolist() == b.tolist()
-    assert np.all(np.abs(np.diff(line, axis=0)) <= 1)  # each step to a neighbouring voxel
-    if n:
-        t = np.arange(n + 1)[:, None] / n
-        assert np.all(np.abs(line - (a + t * (b - a))) <= 0.5 + 1e-9)
+        assert clip_segments(p[None], q[None], box)[2][0]
+    # and every voxel holding one of many points along the segment is found
+    for t in np.linspace(0, 1, 501):
+        x = p + t * (q - p)
+        v = tuple(math.floor((a - o) / s) for a, o, s in zip(x, offset, vs))
+        if all(0 <= i < n for i, n in zip(v, shape)):
+            assert v in got
 
 
 @settings(max_examples=30, deadline=None)

@@ -12,11 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GunpowderError
-
-
-class NodeArgumentError(GunpowderError, ValueError, AssertionError):
-    """A node was constructed with an invalid argument."""
+from ..errors import NodeArgumentError
 
 
 def bad_argument(node: str, arg: str, expected: str, got: Any) -> NodeArgumentError:

@@ -1,6 +1,6 @@
 """Constructor-argument checks shared by the augmentation nodes.
 
-Each raises ValueError naming the node and the argument, so a typo in a training script fails
+Each raises NodeArgumentError (a ValueError) naming the node and the argument, so a typo in a training script fails
 when the pipeline is written, not as a silent wrong augmentation hours later.
 """
 
@@ -13,14 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NodeArgumentError
+
 
 def _number(node: str, name: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{node}: {name} must be a number, got {value!r}") from None
+        raise NodeArgumentError(f"{node}: {name} must be a number, got {value!r}") from None
     if math.isnan(number):
-        raise ValueError(f"{node}: {name} must be a number, got {value!r}")
+        raise NodeArgumentError(f"{node}: {name} must be a number, got {value!r}")
     return number
 
 
@@ -30,7 +32,7 @@ def _numbers(node: str, name: str, values: Any) -> tuple[float, ...]:
         return (_number(node, name, values),)
     values = tuple(values)
     if not values:
-        raise ValueError(f"{node}: {name} must not be empty")
+        raise NodeArgumentError(f"{node}: {name} must not be empty")
     return tuple(_number(node, f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
@@ -38,7 +40,7 @@ def probability(node: str, name: str, value: Any) -> float:
     """`value` as a float in [0, 1]."""
     p = _number(node, name, value)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{node}: {name} must be a probability in [0, 1], got {value!r}")
+        raise NodeArgumentError(f"{node}: {name} must be a probability in [0, 1], got {value!r}")
     return p
 
 
@@ -51,7 +53,7 @@ def non_negative(node: str, name: str, values: Any) -> tuple[float, ...]:
     """`values` (number or sequence) with every entry >= 0 (finite)."""
     out = _numbers(node, name, values)
     if any(v < 0 or math.isinf(v) for v in out):
-        raise ValueError(f"{node}: {name} must be >= 0 (and finite), got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be >= 0 (and finite), got {values!r}")
     return out
 
 
@@ -59,7 +61,7 @@ def positive(node: str, name: str, values: Any) -> tuple[float, ...]:
     """`values` (number or sequence) with every entry > 0 (finite)."""
     out = _numbers(node, name, values)
     if any(v <= 0 or math.isinf(v) for v in out):
-        raise ValueError(f"{node}: {name} must be > 0 (and finite), got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be > 0 (and finite), got {values!r}")
     return out
 
 
@@ -68,26 +70,26 @@ def interval(
 ) -> tuple[float, float]:
     """A (start, end) pair with start <= end (and start >= `minimum` if given)."""
     if np.ndim(values) != 1 or len(values) != 2:
-        raise ValueError(f"{node}: {name} must be a (start, end) pair, got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be a (start, end) pair, got {values!r}")
     lo, hi = (_number(node, name, v) for v in values)
     if math.isinf(lo) or math.isinf(hi):
-        raise ValueError(f"{node}: {name} must be finite, got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be finite, got {values!r}")
     if lo > hi:
-        raise ValueError(f"{node}: {name} must be ordered (start <= end), got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be ordered (start <= end), got {values!r}")
     if minimum is not None and lo < minimum:
-        raise ValueError(f"{node}: {name} must lie in [{minimum}, ...), got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must lie in [{minimum}, ...), got {values!r}")
     return lo, hi
 
 
 def integer(node: str, name: str, value: Any, minimum: int | None = None) -> int:
     """`value` as an int (a float only if integral), >= `minimum` if given."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise ValueError(f"{node}: {name} must be an integer, got {value!r}")
+        raise NodeArgumentError(f"{node}: {name} must be an integer, got {value!r}")
     if float(value) != int(value):
-        raise ValueError(f"{node}: {name} must be an integer, got {value!r}")
+        raise NodeArgumentError(f"{node}: {name} must be an integer, got {value!r}")
     number = int(value)
     if minimum is not None and number < minimum:
-        raise ValueError(f"{node}: {name} must be >= {minimum}, got {value!r}")
+        raise NodeArgumentError(f"{node}: {name} must be >= {minimum}, got {value!r}")
     return number
 
 
@@ -96,10 +98,10 @@ def axes(node: str, name: str, values: Sequence[Any] | None) -> tuple[int, ...] 
     if values is None:
         return None
     if np.ndim(values) != 1:
-        raise ValueError(f"{node}: {name} must be a sequence of axis indices, got {values!r}")
+        raise NodeArgumentError(f"{node}: {name} must be a sequence of axis indices, got {values!r}")
     out = tuple(integer(node, name, v, minimum=0) for v in values)
     if len(set(out)) != len(out):
-        raise ValueError(f"{node}: {name} names an axis twice: {values!r}")
+        raise NodeArgumentError(f"{node}: {name} names an axis twice: {values!r}")
     return out
 
 

@@ -1,3 +1,5 @@
+"""`Stack`: several samples along a new first axis (1.x node)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,9 +17,11 @@ class Stack(Node):
     first axis (a batch axis). Each repetition is requested with its own seed, drawn from
     this node's Generator: different samples, and the same ones for the same request seed.
 
-    Only arrays can be stacked (a requested graph is an error); every repetition must return
-    the same shape. The spec of each array is that of the first repetition (the ROI of one
-    sample, not counting the new axis).
+    Every repetition must return the same array shapes. The spec of each array is that of the
+    first repetition (the ROI of one sample, not counting the new axis). Graphs are not
+    stacked: as in 1.x, a requested graph is the one of the first repetition (the graphs of
+    the other samples are dropped; to keep them, stack before adding the graph or rasterise
+    it into an array first).
 
     Args:
         num_repetitions: how many samples to request and stack (at least 1): the size of the
@@ -41,9 +45,6 @@ class Stack(Node):
     def serve(
         self, request: BatchRequest, rng: np.random.Generator, fetch: Callable[..., Batch]
     ) -> Batch:
-        graphs = [k for k in request if not isinstance(k, ArrayKey)]
-        if graphs:
-            raise PipelineRequestError(f"{self.name}: can stack only arrays, not {graphs}")
         seeds = rng.integers(2**63, size=self.num_repetitions)
         batches = [fetch(request.with_seed(int(s))) for s in seeds]
         out = batches[0]._empty_like()
@@ -51,6 +52,9 @@ class Stack(Node):
         for other in batches[1:]:
             out.profiling_stats.merge_with(other.profiling_stats)
         for key in request:
+            if not isinstance(key, ArrayKey):
+                out[key] = batches[0][key]  # 1.x: the graph of the first repetition
+                continue
             arrays = [b[key] for b in batches]
             shapes = {np.shape(a.data) for a in arrays}
             if len(shapes) != 1:

@@ -3,10 +3,12 @@
 Convention (gunpowder 1.x's): voxel `i` of an array starting at world `offset` has its centre
 at `offset + (i + 0.5) * voxel_size`; a point is drawn at the centre `s` of the voxel that
 contains it (floor), so that voxel is always painted. With radius r (per axis, world units) a
-point *covers* voxel i when its centre c satisfies d**2 = sum(((c - s) / r)**2) <= 1; an edge
-joins the snapped centres of its ends and covers the voxels within that (scaled) distance of
-the segment (a tube with rounded ends) plus the voxels of the digital line between the two
-voxels (`line_voxels`), so thin edges have no gaps. An axis with radius 0 covers only the
+point *covers* voxel i when its centre c satisfies d**2 = sum(((c - s) / r)**2) <= 1. An edge
+covers the voxels within that (scaled) distance of the segment between its end points (a tube
+with rounded ends) plus every voxel holding a point of the segment (`segment_voxels`), so thin
+edges have no gaps (1.x: the voxels of a line, grown by the radius). Edges are not snapped:
+a piece of an edge cut at a border (`Graph.trim`) paints what the whole edge paints there, so
+the result does not depend on where a batch was cut. An axis with radius 0 covers only the
 voxel that contains the point along it. Hollow balls (inner fraction f) cover the voxels
 whose distance to the *nearest* point or edge is in [f, 1] (1.x: a distance transform from
 all of them). Peaks are exp(-d**2 / 2) with the radius as sigma, cut at `PEAK_TRUNCATE`
@@ -15,6 +17,7 @@ sigmas, combined by maximum.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,17 +112,35 @@ def _segment_d2(grid: _Grid, a, b, p: np.ndarray, q: np.ndarray, radius: np.ndar
     return d2
 
 
-def line_voxels(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """The voxels (K, dims) of the digital line from voxel `i` to voxel `j`, both included:
-    max|j - i| + 1 steps, each axis rounded (half away from zero) from the straight line."""
-    i = np.asarray(i, dtype=np.int64)
-    j = np.asarray(j, dtype=np.int64)
-    n = int(np.max(np.abs(j - i))) if len(i) else 0
-    if n == 0:
-        return i[None, :]
-    t = np.arange(n + 1)[:, None] / n
-    x = i + t * (j - i)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+def segment_voxels(
+    shape: Sequence[int], offset: Any, voxel_size: Any, p: Any, q: Any
+) -> np.ndarray:
+    """The voxels (K, dims) of the grid holding a point of the segment p→q (half-open voxels,
+    as `containing`), sorted: the voxels of the pieces between the segment's crossings of
+    voxel faces, plus those of the crossing points and ends themselves."""
+    grid = _Grid(shape, offset, voxel_size)
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    d = q - p
+    lo = grid.offset
+    hi = grid.offset + np.array(grid.shape) * grid.voxel_size
+    ts = [np.array([0.0, 1.0])]
+    for axis in range(grid.dims):
+        a, b = sorted((p[axis], q[axis]))
+        a, b = max(a, lo[axis]), min(b, hi[axis])
+        if a > b:
+            return np.zeros((0, grid.dims), dtype=np.int64)  # misses the grid
+        if d[axis] == 0:
+            continue
+        k0 = math.ceil((a - lo[axis]) / grid.voxel_size[axis])
+        k1 = math.floor((b - lo[axis]) / grid.voxel_size[axis])
+        faces = lo[axis] + np.arange(k0, k1 + 1) * grid.voxel_size[axis]
+        ts.append((faces - p[axis]) / d[axis])
+    t = np.unique(np.clip(np.concatenate(ts), 0.0, 1.0))
+    t = np.concatenate([t, (t[:-1] + t[1:]) / 2])
+    index = grid.containing(p + t[:, None] * d)
+    index = index[np.all((index >= 0) & (index < np.array(grid.shape)), axis=1)]
+    return np.unique(index, axis=0).reshape(-1, grid.dims)
 
 
 def _segment_samples(p: np.ndarray, q: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
@@ -197,7 +218,7 @@ def rasterize(
             hollow[region] |= inner if own is None else inner & own
 
     def voxels(index: np.ndarray, value: Any, labels: Any) -> None:
-        """Paint whole voxels (K, dims) as at distance 0: the digital line of an edge."""
+        """Paint whole voxels (K, dims) as at distance 0: the voxels an edge runs through."""
         index = index[np.all((index >= 0) & (index < shape), axis=1)]
         if len(index) == 0:
             return
@@ -212,8 +233,8 @@ def rasterize(
         if hollow is not None:
             hollow[where] = True
 
-    def point(p: np.ndarray, value: Any, labels: Any) -> None:
-        s = grid.snap(p)
+    def point(p: np.ndarray, value: Any, labels: Any, snap: bool = True) -> None:
+        s = grid.snap(p) if snap else p
         box = _box(grid, s, s, reach, s)
         if box is not None:
             a, b = box
@@ -228,10 +249,10 @@ def rasterize(
         if _skip(edge_values[k]):
             continue
         labels = None if edge_mask_labels is None else list(edge_mask_labels[k])
-        p, q = grid.snap(locations[i]), grid.snap(locations[j])
+        p, q = locations[i], locations[j]
         if flat:
             for s in _segment_samples(p, q, grid.voxel_size):
-                point(s, edge_values[k], labels)
+                point(s, edge_values[k], labels, snap=False)
         else:
             # long segments in pieces about a radius long: boxes hug the tube (same voxels)
             pieces = max(1, int(np.ceil(np.linalg.norm((q - p) / reach))))
@@ -242,8 +263,7 @@ def rasterize(
                     a, b = box
                     d2 = _segment_d2(grid, a, b, s0, s1, radius)
                     paint(a, b, d2, edge_values[k], labels)
-        line = line_voxels(grid.containing(locations[i]), grid.containing(locations[j]))
-        voxels(line, edge_values[k], labels)
+        voxels(segment_voxels(grid.shape, grid.offset, grid.voxel_size, p, q), edge_values[k], labels)
     if hollow is not None:
         out[hollow] = bg_value
     return out
@@ -253,4 +273,4 @@ def _skip(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
 
 
-__all__ = ["rasterize", "PEAK_TRUNCATE"]
+__all__ = ["rasterize", "segment_voxels", "PEAK_TRUNCATE"]
