@@ -100,7 +100,9 @@ class Node:
 
     def copy(self) -> Node:
         new = Node.__new__(Node)
-        new.__setstate__((self.id, self._location.copy(), self.temporary, _copy.deepcopy(self.attrs)))
+        new.__setstate__(
+            (self.id, self._location.copy(), self.temporary, _copy.deepcopy(self.attrs))
+        )
         return new
 
     def __eq__(self, other: object) -> bool:

@@ -143,7 +143,7 @@ def free_names_in(node: ast.AST, local: set[str]) -> set[str]:
 VOXEL = (40, 4, 4)
 SHAPE = (12, 48, 48)  # voxels of the in-memory arrays (480 x 192 x 192 nm)
 FILE_SHAPE = (12, 112, 112)  # voxels of the arrays in files (a 400 nm request fits)
-REQUEST = (160, 64, 64)  # world size of the batch requested from a pipeline an example leaves
+REQUEST = (4, 16, 16)  # voxels of the batch requested from a pipeline an example leaves
 
 GRAPH_NAMES = {"presyn", "postsyn", "skeletons", "synapses", "points"}
 # keys the upstream `pipeline`/`source` provides when an example reads them (other key
@@ -287,7 +287,7 @@ def torch_objects(crop: bool = False) -> dict[str, Any]:
         def forward(self, input: Any) -> Any:  # noqa: A002 (the examples' argument name)
             out = input.float() * self.w + self.b
             if crop:
-                out = out[..., tuple(slice(s // 3, 2 * s // 3) for s in out.shape[-3:])]
+                out = out[(..., *(slice(s // 3, 2 * s // 3) for s in out.shape[-3:]))]
             return out
 
     model = Model()
@@ -325,28 +325,30 @@ def file_data(path: str, shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
-def write_zarr(path: Path, shape: tuple[int, ...]) -> None:
+def write_zarr(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
     import zarr
 
     group = zarr.open_group(str(path), mode="w")
-    for name in ZARR_DATASETS:
+    for name in (n for n in ZARR_DATASETS if n in named):
         data = file_data(name, shape)
         array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(4, 64, 64))
         array[:] = data
         array.attrs.update(resolution=list(VOXEL), offset=[0, 0, 0])
 
 
-def write_hdf(path: Path, shape: tuple[int, ...]) -> None:
+def write_hdf(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
     import h5py
 
     with h5py.File(path, "w") as f:
-        for name in HDF_DATASETS:
+        for name in (n for n in HDF_DATASETS if n in named):
             data = file_data(name, shape)
             if path.name.startswith("artifacts") and name == "mask":
                 data = data * np.uint8(255)  # an alpha mask, [0, 1] after Normalize
             ds = f.create_dataset(name, data=data)
             ds.attrs["resolution"] = VOXEL
             ds.attrs["offset"] = (0, 0, 0)
+        if "annotations" not in named:
+            return
         # CREMI synapse annotations: locations relative to the volume, in nm
         f["annotations/ids"] = np.array([1, 2, 3, 101, 102, 103], np.uint64)
         f["annotations/locations"] = np.array(
@@ -359,15 +361,19 @@ def write_hdf(path: Path, shape: tuple[int, ...]) -> None:
         )
 
 
-def write_csv(path: Path, world: bool) -> None:
-    """Points inside world_roi(): world units, or voxels (for `scale=(40, 4, 4)`)."""
-    points = np.array([[100, 60, 60], [300, 120, 100], [220, 150, 40], [200, 100, 100]])
-    if not world:
-        points = points // np.array(VOXEL)
+def write_csv(path: Path, shape: tuple[int, ...], world: bool) -> None:
+    """Points spread over a volume of `shape` voxels, the first in its centre: world units,
+    or voxels (for `scale=(40, 4, 4)`)."""
+    size = np.array(shape)
+    points = np.array([size // 2, size // 8, size - 1 - size // 8, size * [1, 3, 1] // 4])
+    if world:
+        points = points * np.array(VOXEL)
     path.write_text("".join(" ".join(str(int(c)) for c in p) + "\n" for p in points))
 
 
-def write_files(code: str, folder: Path, file_shape: tuple[int, ...]) -> None:
+def write_files(
+    code: str, folder: Path, file_shape: tuple[int, ...], shape: tuple[int, ...]
+) -> None:
     """Create the files the example names (string constants) in `folder`."""
     names = {
         n.value
@@ -377,13 +383,13 @@ def write_files(code: str, folder: Path, file_shape: tuple[int, ...]) -> None:
     for name in names:
         path = folder / name
         if name.endswith(".zarr") and not name.startswith(("out", "batch_", "pred")):
-            write_zarr(path, file_shape)
+            write_zarr(path, file_shape, names)
         elif name.endswith((".hdf", ".h5", ".hdf5")) and name not in ("copy.hdf",):
-            write_hdf(path, file_shape)
-        elif name == "synapses.csv":
-            write_csv(path, world=False)
+            write_hdf(path, file_shape, names)
+        elif name == "synapses.csv":  # read with scale=(40, 4, 4), next to in-memory raw
+            write_csv(path, shape, world=False)
         elif name.endswith(".csv"):
-            write_csv(path, world=True)
+            write_csv(path, file_shape, world=True)
         elif name.endswith(".npz"):
             np.savez(path, raw=file_data("raw", file_shape))
 
@@ -398,7 +404,7 @@ class Recipe:
     in INPUT_NAMES and RAW); shape: in-memory array shape (voxels); file_shape: of the files;
     crop_model: `model` returns the middle third (a valid network); checkpoint: a checkpoint
     file of `model` to write; request: names to request from the pipeline the example leaves
-    (default: everything it provides); request_shape: world size of that request.
+    (default: everything it provides); request_voxels: the size of that request.
     """
 
     inputs: tuple[str, ...] = ()
@@ -407,7 +413,7 @@ class Recipe:
     crop_model: bool = False
     checkpoint: str | None = None
     request: tuple[str, ...] | None = None
-    request_shape: tuple[int, ...] = REQUEST
+    request_voxels: tuple[int, ...] = REQUEST
 
 
 RECIPES: dict[str, Recipe] = {
@@ -462,7 +468,7 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
             ns[name] = world_roi(recipe.shape)
         else:
             ns[name] = key_for(name)
-    write_files(example.code, folder, recipe.file_shape)
+    write_files(example.code, folder, recipe.file_shape, recipe.shape)
     if recipe.checkpoint is not None:
         import torch
 
@@ -473,39 +479,37 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
     return ns
 
 
-def small_request(spec: Any, names: Iterable[str] | None, size: tuple[int, ...]) -> Any:
-    """A request for `names` (default: every spatial key of `spec`) of about `size` (world
-    units), centred in the ROI the keys share, on the grid of all their voxel sizes."""
+def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...]) -> Any:
+    """A request for `names` (default: every key of `spec`) of `voxels` voxels (of the
+    coarsest grid of their voxel sizes), centred in the ROI the keys share."""
     keys = [key_for(n) for n in names] if names is not None else list(spec.keys())
     specs = {k: spec[k] for k in keys}
     spatial = {
         k: s for k, s in specs.items() if s.roi is not None and not getattr(s, "nonspatial", False)
     }
-    grid = [1, 1, 1]
-    shared = gp.Roi((None,) * 3, (None,) * 3)
+    dims = next(iter(spatial.values())).roi.dims if spatial else 0
+    grid = [1] * dims
+    shared = gp.Roi((None,) * dims, (None,) * dims)
     for s in spatial.values():
         if getattr(s, "voxel_size", None) is not None:
             grid = [math.lcm(g, int(v)) for g, v in zip(grid, s.voxel_size)]
         shared = shared.intersect(s.roi)
-    shape = [max(g, (int(w) + g - 1) // g * g) for w, g in zip(size, grid)]
+    shape = [g * v for g, v in zip(grid, voxels[-dims:])]
     begin = []
-    for d in range(3):
+    for d in range(dims):
         lo, hi = shared.begin[d], shared.end[d]
         if lo is None or hi is None:
             begin.append(0)
             continue
         shape[d] = min(shape[d], (int(hi - lo) // grid[d]) * grid[d])
-        centre = (int(lo) + int(hi) - shape[d]) // 2
-        start = centre // grid[d] * grid[d]
-        if start < lo:
-            start += grid[d]
-        begin.append(start)
+        start = (int(lo) + int(hi) - shape[d]) // 2 // grid[d] * grid[d]
+        begin.append(start + grid[d] if start < lo else start)
     roi = gp.Roi(tuple(begin), tuple(shape))
     request = gp.BatchRequest()
     for key, s in specs.items():
         if key in spatial:
-            request[key] = (gp.ArraySpec(roi=roi) if isinstance(key, gp.ArrayKey)
-                            else gp.GraphSpec(roi=roi))
+            kind = gp.ArraySpec if isinstance(key, gp.ArrayKey) else gp.GraphSpec
+            request[key] = kind(roi=roi)
         elif isinstance(key, gp.ArrayKey):
             request[key] = gp.ArraySpec(nonspatial=True)
     return request
@@ -528,6 +532,6 @@ def run_example(example: Example, folder: Path) -> list[tuple[str, Any, Any]]:
         if name not in assigned_names(example.code):
             continue
         with gp.build(ns[name]) as p:
-            request = small_request(p.spec, recipe.request, recipe.request_shape)
+            request = small_request(p.spec, recipe.request, recipe.request_voxels)
             done.append((name, request, p.request_batch(request)))
     return done

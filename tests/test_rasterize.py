@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gunpowder.batch import Array
 from gunpowder.errors import PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.graph import Graph
+from gunpowder.graph import Graph, clip_segments
 from gunpowder.nodes import (
     ArraySource,
     GraphSource,
@@ -24,7 +24,6 @@ from gunpowder.nodes import (
 )
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, GraphKey, GraphSpec
-from gunpowder.graph import clip_segments
 from gunpowder.transforms.rasterize import PEAK_TRUNCATE, rasterize, segment_voxels
 
 POINTS = GraphKey("RASTER_TEST_POINTS")
@@ -153,9 +152,7 @@ def test_segment_voxels_are_the_voxels_holding_a_point_of_the_segment(data):
     got = {tuple(v) for v in segment_voxels(shape, offset, vs, p, q).tolist()}
     # every voxel found touches the segment (its closed box; exact faces count)
     for v in got:
-        box = Roi(
-            tuple(o + i * s for o, i, s in zip(offset, v, vs)), tuple(int(s) for s in vs)
-        )
+        box = Roi(tuple(o + i * s for o, i, s in zip(offset, v, vs)), tuple(int(s) for s in vs))
         assert clip_segments(p[None], q[None], box)[2][0]
     # and every voxel holding one of many points along the segment is found
     for t in np.linspace(0, 1, 501):

@@ -22,6 +22,7 @@ from .elastic_augmentation import ElasticAugmentation
 from .exclude_labels import ExcludeLabels
 from .gamma_augment import GammaAugment
 from .gp_array_source import GPArraySource
+from .gpgraph_source import GPGraphSource
 from .graph_source import GraphSource
 from .grow_boundary import GrowBoundary
 from .hdf5_source import Hdf5Source
@@ -78,6 +79,7 @@ __all__ = [
     "ExcludeLabels",
     "GammaAugment",
     "GPArraySource",
+    "GPGraphSource",
     "GraphSource",
     "GrowBoundary",
     "Hdf5Source",

@@ -194,7 +194,18 @@ class ExternalTransform(Node):
         inputs = {name: batch[key] for name, key in present.items()}
         arrays = {name: self._to_library(present[name], a) for name, a in inputs.items()}
         transform = copy.deepcopy(self.transform)  # nothing shared between requests
-        results = self.run(transform, arrays, seed, inputs)
+        try:
+            results = self.run(transform, arrays, seed, inputs)
+        except Exception as e:
+            missing = {n: k for n, k in self.names.items() if n not in present}
+            if not missing:
+                raise
+            raise PipelineRequestError(
+                f"{self.name}: the transform failed ({type(e).__name__}: {e}) on a batch "
+                f"without {', '.join(f'{k} ({n!r})' for n, k in missing.items())}, which the "
+                "request does not ask for; request those keys too, or let the transform skip "
+                "missing keys (MONAI: allow_missing_keys=True)"
+            ) from e
         for name, key in present.items():
             if name not in results:
                 raise PipelineRequestError(

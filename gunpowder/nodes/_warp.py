@@ -241,7 +241,7 @@ def move_graph(graph: Any, mapping: Any, roi: Roi, node: str, key: GraphKey) -> 
     if hasattr(graph, "with_locations") and hasattr(graph, "locations"):
         locations = graph.locations
         moved = mapping(locations) if len(locations) else locations
-        return graph.with_locations(moved, roi=roi).crop(roi)
+        return graph.with_locations(moved, roi=roi).crop(roi, exact=True)
     nodes = list(getattr(graph, "nodes", []))
     if nodes and not all(hasattr(n, "location") for n in nodes):
         raise PipelineRequestError(
@@ -251,4 +251,4 @@ def move_graph(graph: Any, mapping: Any, roi: Roi, node: str, key: GraphKey) -> 
         moved = mapping(np.array([n.location for n in nodes], dtype=np.float64))
         for n, location in zip(nodes, moved):
             n.location = location
-    return graph.crop(roi)
+    return graph.crop(roi, exact=True)

@@ -263,7 +263,9 @@ def rasterize(
                     a, b = box
                     d2 = _segment_d2(grid, a, b, s0, s1, radius)
                     paint(a, b, d2, edge_values[k], labels)
-        voxels(segment_voxels(grid.shape, grid.offset, grid.voxel_size, p, q), edge_values[k], labels)
+        voxels(
+            segment_voxels(grid.shape, grid.offset, grid.voxel_size, p, q), edge_values[k], labels
+        )
     if hollow is not None:
         out[hollow] = bg_value
     return out
