@@ -57,6 +57,9 @@ def load_factory(spec: str) -> Any:
         name = "_gunpowder_model_" + os.path.splitext(os.path.basename(path))[0]
         module = sys.modules.get(name)
         if module is None:
+            folder = os.path.dirname(path)
+            if folder not in sys.path:  # the file may import its neighbours (examples/cremi)
+                sys.path.insert(0, folder)
             loader = importlib.util.spec_from_file_location(name, path)
             if loader is None or loader.loader is None:
                 raise ValueError(f"--model: can not load {path}")

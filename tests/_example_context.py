@@ -7,7 +7,7 @@ import builtins
 import inspect
 import math
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,11 @@ def public_nodes() -> list[tuple[str, type]]:
     for module, prefix in ((gp, "gp"), (gp_torch, "gp.torch"), (gp_contrib, "gunpowder.contrib")):
         for name in sorted(dir(module)):
             obj = getattr(module, name)
-            if inspect.isclass(obj) and issubclass(obj, (Node, BatchProvider)) and id(obj) not in seen:
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, (Node, BatchProvider))
+                and id(obj) not in seen
+            ):
                 seen.add(id(obj))
                 out.append((f"{prefix}.{name}", obj))
     return out
@@ -114,7 +118,9 @@ def free_names(code: str) -> set[str]:
             free.update(n for n in inner if n not in bound)
 
         def visit_GeneratorExp(self, node: ast.GeneratorExp) -> None:
-            targets = {n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            targets = {
+                n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
+            }
             for g in node.generators:
                 self.visit(g.iter)
             inner = {n.id for n in ast.walk(node.elt) if isinstance(n, ast.Name)} - targets
@@ -134,7 +140,9 @@ def free_names_in(node: ast.AST, local: set[str]) -> set[str]:
             assigned.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not node:
             assigned.update(a.arg for a in n.args.args)
-    reads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    reads = {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
     return reads - assigned
 
 
@@ -247,14 +255,19 @@ def graph(name: str, roi: gp.Roi) -> gp.Graph:
     raise KeyError(f"no in-memory graph for {name!r}: add it to tests/_example_context.py")
 
 
-def source_for(names: Iterable[str], shape: tuple[int, ...] = SHAPE) -> Any:
-    """ArraySources (and GraphSources) providing the keys of `names`, merged."""
+def source_for(
+    names: Iterable[str], shape: tuple[int, ...] = SHAPE, uint8: Iterable[str] = ()
+) -> Any:
+    """ArraySources (and GraphSources) providing the keys of `names`, merged; the float
+    arrays named in `uint8` as uint8 0..255 (as EM raw data is stored)."""
     nodes = []
     for name in sorted(set(names)):
         if name in GRAPH_NAMES:
             nodes.append(gp.GraphSource(key_for(name), graph(name, world_roi(shape))))
             continue
         data, voxel_size, interpolatable = array_data(name, shape)
+        if name in uint8:
+            data = (data * 255).astype(np.uint8)
         spatial = data.shape[-3:]
         spec = gp.ArraySpec(
             roi=gp.Roi((0, 0, 0), tuple(s * v for s, v in zip(spatial, voxel_size))),
@@ -352,8 +365,14 @@ def write_hdf(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
         # CREMI synapse annotations: locations relative to the volume, in nm
         f["annotations/ids"] = np.array([1, 2, 3, 101, 102, 103], np.uint64)
         f["annotations/locations"] = np.array(
-            [[100, 60, 60], [300, 120, 100], [220, 150, 40], [100, 80, 72], [300, 100, 110],
-             [260, 150, 60]],
+            [
+                [100, 60, 60],
+                [300, 120, 100],
+                [220, 150, 40],
+                [100, 80, 72],
+                [300, 100, 110],
+                [260, 150, 60],
+            ],
             np.float64,
         )
         f["annotations/presynaptic_site/partners"] = np.array(
@@ -396,6 +415,7 @@ def write_files(
 
 # --- per-node recipes ------------------------------------------------------------------
 
+
 @dataclass
 class Recipe:
     """What a node's example needs beyond the defaults.
@@ -414,6 +434,37 @@ class Recipe:
     checkpoint: str | None = None
     request: tuple[str, ...] | None = None
     request_voxels: tuple[int, ...] = REQUEST
+    uint8: tuple[str, ...] = ()
+    check: Callable[[list[Any], Path], None] | None = None
+
+
+def _array(batches: list[Any], name: str) -> np.ndarray:
+    return batches[0][key_for(name)].data
+
+
+def _expect(name: str, ok: Callable[[np.ndarray], bool], what: str) -> Callable:
+    def check(batches: list[Any], folder: Path) -> None:
+        data = _array(batches, name)
+        assert ok(data), f"{name} should be {what}, got {data.dtype} {data.shape}"
+
+    return check
+
+
+def _check_files(*paths: str) -> Callable[[list[Any], Path], None]:
+    def check(batches: list[Any], folder: Path) -> None:
+        for path in paths:
+            assert list(folder.glob(path)), f"the example wrote no {path} in {folder}"
+
+    return check
+
+
+def _check_copy(batches: list[Any], folder: Path) -> None:
+    import h5py
+    import zarr
+
+    with h5py.File(folder / "out" / "copy.hdf", "r") as f:
+        copy = f["volumes/raw"][:]
+    np.testing.assert_array_equal(copy, zarr.open_array(str(folder / "sample.zarr"), path="raw")[:])
 
 
 RECIPES: dict[str, Recipe] = {
@@ -424,11 +475,30 @@ RECIPES: dict[str, Recipe] = {
     # the 2017 README's source: RAW, GT_LABELS, GT_MASK at least the size of its request
     "gp.Train": Recipe(inputs=("gt_labels", "gt_mask"), shape=(90, 280, 280)),
     # 1320^3 nm in, 440^3 nm out: one Scan block of a 1320^3 nm volume
-    "gp.Scan": Recipe(file_shape=(33, 330, 330), crop_model=True),
+    "gp.Scan": Recipe(
+        file_shape=(33, 330, 330), crop_model=True, check=_check_files("pred.zarr/pred")
+    ),
     # locations up to (1200, 800, 3000) nm, 400 nm around them
     "gp.SpecifiedLocation": Recipe(file_shape=(36, 256, 816)),
     "gp.torch.Predict": Recipe(checkpoint="model_checkpoint_5000"),
     "gp.PreCache": Recipe(inputs=("gt",)),
+    # what the examples' comments promise
+    "gp.Normalize": Recipe(
+        uint8=("raw",),
+        check=_expect(
+            "raw",
+            lambda a: a.dtype == np.float32 and 0 <= a.min() < a.max() <= 1,
+            "float32 in [0, 1]",
+        ),
+    ),
+    "gp.IntensityScaleShift": Recipe(check=_expect("raw", lambda a: a.min() < 0, "in [-1, 1]")),
+    "gp.AsType": Recipe(check=_expect("raw_float", lambda a: a.dtype == np.float32, "float32")),
+    "gp.Stack": Recipe(check=_expect("raw", lambda a: a.shape[:2] == (8, 4), "(8, z, y, x)")),
+    "gp.Unsqueeze": Recipe(check=_expect("raw", lambda a: a.ndim == 5, "(1, 1, z, y, x)")),
+    "gp.Squeeze": Recipe(check=_expect("pred", lambda a: a.shape[:2] == (3, 4), "(c, z, y, x)")),
+    "gp.Snapshot": Recipe(check=_check_files("snapshots/batch_*.zarr/volumes/pred_affs")),
+    "gp.Hdf5Write": Recipe(check=_check_copy),
+    "gp.ZarrWrite": Recipe(check=_check_files("out/scaled.zarr/raw_scaled")),
     "gp.torch.Train": Recipe(inputs=("gt",)),
 }
 
@@ -461,7 +531,7 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
         if name in objects:
             ns[name] = objects[name]
         elif name in ("pipeline", "source"):
-            ns[name] = source_for(inputs, recipe.shape)
+            ns[name] = source_for(inputs, recipe.shape, recipe.uint8)
         elif name in ("raw_source", "source_a", "source_b"):
             ns[name] = source_for({"raw"}, recipe.shape)
         elif name == "roi":
@@ -525,13 +595,13 @@ def run_example(example: Example, folder: Path) -> list[tuple[str, Any, Any]]:
     ns = namespace(example, folder)
     code = compile(example.code, f"<{example.name} docstring example>", "exec")
     exec(code, ns)  # noqa: S102 (the point of the test)
-    if "request_batch" in example.code:
-        return []
     done = []
     for name in ("pipeline", "source"):
-        if name not in assigned_names(example.code):
+        if "request_batch" in example.code or name not in assigned_names(example.code):
             continue
         with gp.build(ns[name]) as p:
             request = small_request(p.spec, recipe.request, recipe.request_voxels)
             done.append((name, request, p.request_batch(request)))
+    if recipe.check is not None:
+        recipe.check([batch for _, _, batch in done], folder)
     return done

@@ -505,3 +505,14 @@ def test_stale_temporaries_keep_live_and_recent_ones(tmp_path):
     removed = {p.name for p in ck.remove_stale_temporaries(tmp_path / "m")}
     assert removed == {name for name, stale in names.items() if stale}
     assert all((tmp_path / n).exists() for n, stale in names.items() if not stale)
+
+
+def test_model_file_that_imports_its_neighbours_loads(tmp_path):
+    """`--model path/to/file.py:factory` works when the file imports modules beside it."""
+    from gunpowder.predict import load_factory
+
+    (tmp_path / "helper_mod_for_model.py").write_text("SIZE = 3\n")
+    (tmp_path / "net.py").write_text(
+        "import helper_mod_for_model\n\ndef make():\n    return helper_mod_for_model.SIZE\n"
+    )
+    assert load_factory(f"{tmp_path}/net.py:make")() == 3

@@ -85,9 +85,9 @@ def format_table(summary: dict[str, Any]) -> str:
     """The comparison as a small table (threshold 0.5, and the best threshold of the sweep)."""
     lines = [
         f"held-out segmentation after {summary['iterations']} iterations "
-        "(agglomeration threshold 0.5; best threshold of the sweep in brackets)",
+        "(agglomeration threshold 0.5; the sweep's threshold of least VOI in brackets)",
         f"{'network':<12}{'VOI split':>10}{'VOI merge':>10}{'VOI':>8}{'ARAND':>8}"
-        f"{'best VOI':>12}{'best ARAND':>12}{'train s':>9}",
+        f"{'best VOI':>12}{'its ARAND':>12}{'train s':>9}",
     ]
     for name in ("affinities", "mtlsd"):
         m = summary[name]
