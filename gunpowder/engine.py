@@ -25,9 +25,23 @@ if TYPE_CHECKING:  # the engine imports no node: it runs whatever has the node p
 SEED_BITS = 63
 
 
+_FRESH_SEEDS: dict[int, None] = {}  # the latest seeds fresh_seed made, oldest first
+_FRESH_KEPT = 4096
+
+
 def fresh_seed() -> int:
     """A new random seed from the OS (never from the global RNGs)."""
-    return secrets.randbits(SEED_BITS)
+    seed = secrets.randbits(SEED_BITS)
+    _FRESH_SEEDS[seed] = None
+    if len(_FRESH_SEEDS) > _FRESH_KEPT:
+        _FRESH_SEEDS.pop(next(iter(_FRESH_SEEDS)), None)
+    return seed
+
+
+def is_fresh_seed(seed: int | None) -> bool:
+    """True if `seed` is one of the latest seeds `fresh_seed` made in this process: the
+    request was not seeded by its caller (PreCache then serves it from its stream)."""
+    return seed is not None and int(seed) in _FRESH_SEEDS
 
 
 def derive_seed(seed: int, index: int) -> int:

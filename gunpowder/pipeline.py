@@ -223,12 +223,15 @@ class Pipeline(Composable):
         if serve is not None and not isinstance(request, ProviderSpec):
             return serve(self)  # a seed-era BatchSpec: it may add targets (affinities) itself
         request = _as_request(self, request)
-        seed = getattr(request, "random_seed", None)
-        seed = fresh_seed() if seed is None else seed
+        given = getattr(request, "random_seed", None)
+        seed = fresh_seed() if given is None else given
         req = BatchRequest(random_seed=seed)
         req._specs = {k: v.copy() for k, v in request.items()}
         batch = run_request(self, req, seed, ())
-        batch.random_seed = seed
+        if given is not None or getattr(batch, "random_seed", None) is None:
+            # an unseeded request served from a stream (PreCache) keeps the stream's seed,
+            # so the batch can always be made again from its `random_seed`
+            batch.random_seed = seed
         return batch
 
     def __repr__(self) -> str:

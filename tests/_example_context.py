@@ -469,6 +469,9 @@ def _check_copy(batches: list[Any], folder: Path) -> None:
 
 RECIPES: dict[str, Recipe] = {
     # reads affinities and their mask: the upstream provides them
+    # context around the request: max_distance=80 nm; 3 sigma = 240 nm
+    "gp.AddBoundaryDistance": Recipe(shape=(12, 64, 64)),
+    "gp.AddLocalShapeDescriptor": Recipe(shape=(20, 144, 144)),
     # pad_for_partners=(0, 400, 400): the points are requested 400 nm beyond the map
     "gp.AddVectorMap": Recipe(shape=(12, 256, 256)),
     "gp.BalanceLabels": Recipe(inputs=("gt_affs", "gt_affs_mask")),
@@ -530,7 +533,9 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
     for name in free - set(ns):
         if name in objects:
             ns[name] = objects[name]
-        elif name in ("pipeline", "source"):
+        elif name == "pipeline":  # a training pipeline: data at random locations
+            ns[name] = source_for(inputs, recipe.shape, recipe.uint8) + gp.RandomLocation()
+        elif name == "source":
             ns[name] = source_for(inputs, recipe.shape, recipe.uint8)
         elif name in ("raw_source", "source_a", "source_b"):
             ns[name] = source_for({"raw"}, recipe.shape)
@@ -576,7 +581,7 @@ def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...
         begin.append(start + grid[d] if start < lo else start)
     roi = gp.Roi(tuple(begin), tuple(shape))
     request = gp.BatchRequest()
-    for key, s in specs.items():
+    for key in specs:
         if key in spatial:
             kind = gp.ArraySpec if isinstance(key, gp.ArrayKey) else gp.GraphSpec
             request[key] = kind(roi=roi)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _example_context import extract_example, public_nodes, run_example
 
 import gunpowder as gp
-from _example_context import extract_example, public_nodes, run_example
 
 # examples known to be wrong; strict: fixing the docstring turns the test red until the
 # mark is removed

@@ -34,33 +34,9 @@ _MAX_SEED = 2**63  # seeds are non-negative and (from fresh_seed/derive_seed) be
 
 
 def seed_given(request: BatchRequest) -> bool:
-    """True if the caller chose `request`'s seed (False: none, or a fresh one from the OS).
-
-    Fresh seeds are recognised with `engine.is_fresh_seed` where the engine offers it; without
-    it every seed counts as chosen (always correct, but unseeded requests are then not
-    predicted).
-    """
+    """True if the caller chose `request`'s seed (False: none, or a fresh one from the OS)."""
     seed = request.random_seed
-    if seed is None:
-        return False
-    is_fresh = getattr(engine, "is_fresh_seed", None)
-    if is_fresh is None:
-        _warn_no_fresh_seeds()
-        return True
-    return not is_fresh(seed)
-
-
-def _warn_no_fresh_seeds() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        logger.warning(
-            "PreCache: gunpowder.engine has no is_fresh_seed, so unseeded requests can not be "
-            "told from seeded ones: each is computed on demand with its own seed"
-        )
-
-
-_warned = False
+    return seed is not None and not engine.is_fresh_seed(seed)
 
 
 class _Plan:
