@@ -294,9 +294,29 @@ class ArrayFunction(Node):
         return batch
 
 
+def _transform_library(obj: Any) -> str | None:
+    """ "monai" or "torchio" when `obj` is one of their transforms (by its classes' modules)."""
+    for cls in type(obj).__mro__:
+        root = (cls.__module__ or "").split(".")[0]
+        if root in ("monai", "torchio"):
+            return root
+    return None
+
+
 def lift(fn: Callable, key: ArrayKey | None = None, **kwargs: Any) -> Node:
     """Turn a plain function into a node: `lift(f, key)` for `f(array) -> array`, `lift(f)`
-    for `f(batch) -> batch`."""
+    for `f(batch) -> batch`; a MONAI or TorchIO transform becomes `MonaiTransform` /
+    `TorchioTransform` on `key` (one key, a list or a mapping), seeded from the request."""
+    library = _transform_library(fn)
+    if library is not None:  # a MONAI/TorchIO transform, seeded from the request
+        import importlib
+
+        module, name = {
+            "monai": ("monai_transform", "MonaiTransform"),
+            "torchio": ("torchio_transform", "TorchioTransform"),
+        }[library]
+        node_class = getattr(importlib.import_module(f"gunpowder.nodes.{module}"), name)
+        return node_class(fn, keys=key, **kwargs)
     if key is not None:
         return ArrayFunction(key, fn, **kwargs)
     return FunctionNode(process=lambda batch, _ctx: fn(batch), name=getattr(fn, "__name__", None))

@@ -153,6 +153,8 @@ SHAPE = (12, 48, 48)  # voxels of the in-memory arrays (480 x 192 x 192 nm)
 FILE_SHAPE = (12, 112, 112)  # voxels of the arrays in files (a 400 nm request fits)
 REQUEST = (4, 16, 16)  # voxels of the batch requested from a pipeline an example leaves
 
+SEED = 20240611  # of the batches requested here (an example's own requests are unseeded)
+
 GRAPH_NAMES = {"presyn", "postsyn", "skeletons", "synapses", "points"}
 # keys the upstream `pipeline`/`source` provides when an example reads them (other key
 # names are the node's outputs); RAW is always provided
@@ -580,7 +582,7 @@ def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...
         start = (int(lo) + int(hi) - shape[d]) // 2 // grid[d] * grid[d]
         begin.append(start + grid[d] if start < lo else start)
     roi = gp.Roi(tuple(begin), tuple(shape))
-    request = gp.BatchRequest()
+    request = gp.BatchRequest(random_seed=SEED)
     for key in specs:
         if key in spatial:
             kind = gp.ArraySpec if isinstance(key, gp.ArrayKey) else gp.GraphSpec

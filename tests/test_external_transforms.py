@@ -240,3 +240,9 @@ def test_library_of_detects_both_libraries_without_importing_them():
     assert library_of(tio.RandomNoise()) == "torchio"
     assert library_of(np.sqrt) is None
     assert library_of(lambda x: x) is None
+
+
+def test_lift_turns_a_monai_transform_into_a_seeded_node():
+    monai = pytest.importorskip("monai.transforms")
+    node = gp.lift(monai.RandGaussianNoise(prob=1.0), gp.ArrayKey("LIFT_RAW"))
+    assert type(node).__name__ == "MonaiTransform"

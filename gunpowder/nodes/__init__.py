@@ -32,6 +32,7 @@ from .intensity_augment import IntensityAugment
 from .intensity_scale_shift import IntensityScaleShift
 from .iterate_locations import IterateLocations
 from .merge_provider import MergeProvider
+from .monai_transform import MonaiTransform
 from .noise_augment import NoiseAugment
 from .normalize import Normalize
 from .pad import Pad
@@ -50,6 +51,7 @@ from .snapshot import Snapshot
 from .specified_location import SpecifiedLocation
 from .squeeze import Squeeze
 from .stack import Stack
+from .torchio_transform import TorchioTransform
 from .unsqueeze import Unsqueeze
 from .upsample import UpSample
 from .zarr_source import ZarrSource
@@ -88,6 +90,7 @@ __all__ = [
     "IntensityScaleShift",
     "IterateLocations",
     "MergeProvider",
+    "MonaiTransform",
     "NoiseAugment",
     "Normalize",
     "Pad",
@@ -109,6 +112,7 @@ __all__ = [
     "SpecifiedLocation",
     "Squeeze",
     "Stack",
+    "TorchioTransform",
     "UpSample",
     "Unsqueeze",
     "ZarrSource",
