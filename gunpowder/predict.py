@@ -11,6 +11,7 @@ Blocks run on Dask (a LocalCluster of `--workers` processes, or the cluster at
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -54,7 +55,9 @@ def load_factory(spec: str) -> Any:
         raise ValueError(f"--model must be MODULE:FACTORY (e.g. mynet:build), got {spec!r}")
     if module_name.endswith(".py") or os.sep in module_name:
         path = os.path.abspath(module_name)
-        name = "_gunpowder_model_" + os.path.splitext(os.path.basename(path))[0]
+        stem = os.path.splitext(os.path.basename(path))[0]
+        digest = hashlib.sha1(path.encode()).hexdigest()[:12]  # two files of one name differ
+        name = f"_gunpowder_model_{stem}_{digest}"
         module = sys.modules.get(name)
         if module is None:
             folder = os.path.dirname(path)

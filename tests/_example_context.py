@@ -33,11 +33,17 @@ class Example:
 
 def public_nodes() -> list[tuple[str, type]]:
     """(qualified name, class) of every public node, each class once (first name wins)."""
-    import gunpowder.torch as gp_torch
+    modules: list[tuple[Any, str]] = [(gp, "gp")]
+    try:
+        import gunpowder.torch as gp_torch
 
+        modules.append((gp_torch, "gp.torch"))
+    except ImportError:  # no torch: its nodes are not public here
+        pass
+    modules.append((gp_contrib, "gunpowder.contrib"))
     seen: set[int] = set()
     out = []
-    for module, prefix in ((gp, "gp"), (gp_torch, "gp.torch"), (gp_contrib, "gunpowder.contrib")):
+    for module, prefix in modules:
         for name in sorted(dir(module)):
             obj = getattr(module, name)
             if (
@@ -97,6 +103,11 @@ def free_names(code: str) -> set[str]:
             self.visit(node.value)
             for t in node.targets:
                 self.visit(t)
+
+        def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+
+        visit_ImportFrom = visit_Import  # type: ignore[assignment]
 
         def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
             bound.add(node.name)
@@ -234,25 +245,32 @@ def world_roi(shape: tuple[int, ...] = SHAPE) -> gp.Roi:
     return gp.Roi((0, 0, 0), tuple(s * v for s, v in zip(shape, VOXEL)))
 
 
+# synaptic sites around the centre of a ROI (nm): presynaptic ids 1..3, their partners
+# 101..103 next to them
+PRESYN = ((-40, -8, -8), (40, 8, 12), (0, -20, 16))
+POSTSYN = ((-40, 0, 4), (40, 16, 20), (0, -12, 24))
+
+
+def around_centre(roi: gp.Roi, offsets: Iterable[Iterable[int]]) -> np.ndarray:
+    return np.array([[c + o for c, o in zip(roi.center, off)] for off in offsets], np.float64)
+
+
 def graph(name: str, roi: gp.Roi) -> gp.Graph:
-    """A graph inside `roi`: synaptic partners (`partner_ids`) or a skeleton (a chain)."""
+    """A graph around the centre of `roi`: synaptic partners (`partner_ids`) or a skeleton
+    (a chain of 8 nodes)."""
     spec = gp.GraphSpec(roi=roi)
     if name == "skeletons":
-        locations = [[40 + 40 * i, 20 + 16 * i, 30 + 12 * i] for i in range(8)]
-        return gp.Graph.from_arrays(locations, edges=[[i, i + 1] for i in range(7)], spec=spec)
-    if name == "presyn":
+        offsets = [(-140 + 40 * i, -28 + 8 * i, -21 + 6 * i) for i in range(8)]
         return gp.Graph.from_arrays(
-            [[100, 60, 60], [300, 120, 100], [220, 150, 40]],
-            ids=[1, 2, 3],
-            spec=spec,
-            node_attrs=[{"partner_ids": [101 + i]} for i in range(3)],
+            around_centre(roi, offsets), edges=[[i, i + 1] for i in range(7)], spec=spec
         )
-    if name == "postsyn":
+    if name in ("presyn", "postsyn"):
+        pre = name == "presyn"
         return gp.Graph.from_arrays(
-            [[100, 80, 72], [300, 100, 110], [260, 150, 60]],
-            ids=[101, 102, 103],
+            around_centre(roi, PRESYN if pre else POSTSYN),
+            ids=[1, 2, 3] if pre else [101, 102, 103],
             spec=spec,
-            node_attrs=[{"partner_ids": [1 + i]} for i in range(3)],
+            node_attrs=[{"partner_ids": [101 + i if pre else 1 + i]} for i in range(3)],
         )
     raise KeyError(f"no in-memory graph for {name!r}: add it to tests/_example_context.py")
 
@@ -318,7 +336,15 @@ def torch_objects(crop: bool = False) -> dict[str, Any]:
 
 # --- files the examples name -----------------------------------------------------------
 
-ZARR_DATASETS = ("raw", "labels", "labels_mask", "mask", "volumes/raw", "volumes/labels")
+ZARR_DATASETS = (
+    "raw",
+    "labels",
+    "labels_mask",
+    "mask",
+    "pred",
+    "volumes/raw",
+    "volumes/labels",
+)
 HDF_DATASETS = (
     "volumes/raw",
     "volumes/labels/neuron_ids",
@@ -331,6 +357,8 @@ HDF_DATASETS = (
 def file_data(path: str, shape: tuple[int, ...]) -> np.ndarray:
     """What a dataset path holds in the files: uint8 raw (as EM data), labels, masks."""
     leaf = path.rsplit("/", 1)[-1]
+    if leaf == "pred":  # a network's prediction
+        return np.random.default_rng(_seed(path)).random(shape, dtype=np.float32)
     if leaf == "raw":
         return np.random.default_rng(_seed(path)).integers(0, 256, shape, dtype=np.uint8)
     if leaf in ("labels", "neuron_ids"):
@@ -351,12 +379,26 @@ def write_zarr(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
         array.attrs.update(resolution=list(VOXEL), offset=[0, 0, 0])
 
 
-def write_hdf(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
+def write_n5(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
+    from gunpowder.io_n5 import N5Container
+
+    container = N5Container(path, mode="a")
+    for name in (n for n in ZARR_DATASETS if n in named):
+        data = file_data(name, shape)
+        ds = container.create_dataset(name, data.shape, (4, 64, 64), data.dtype, "gzip")
+        ds[...] = data
+        ds.attrs["resolution"] = list(VOXEL[::-1])  # N5 attributes are in x, y, z order
+        ds.attrs["offset"] = [0, 0, 0]
+
+
+def write_hdf(
+    path: Path, file_shape: tuple[int, ...], named: set[str], shape: tuple[int, ...]
+) -> None:
     import h5py
 
     with h5py.File(path, "w") as f:
         for name in (n for n in HDF_DATASETS if n in named):
-            data = file_data(name, shape)
+            data = file_data(name, file_shape)
             if path.name.startswith("artifacts") and name == "mask":
                 data = data * np.uint8(255)  # an alpha mask, [0, 1] after Normalize
             ds = f.create_dataset(name, data=data)
@@ -364,19 +406,10 @@ def write_hdf(path: Path, shape: tuple[int, ...], named: set[str]) -> None:
             ds.attrs["offset"] = (0, 0, 0)
         if "annotations" not in named:
             return
-        # CREMI synapse annotations: locations relative to the volume, in nm
+        # CREMI synapse annotations: locations relative to the volume, in nm, around the
+        # centre of the in-memory volume (the example's `roi`)
         f["annotations/ids"] = np.array([1, 2, 3, 101, 102, 103], np.uint64)
-        f["annotations/locations"] = np.array(
-            [
-                [100, 60, 60],
-                [300, 120, 100],
-                [220, 150, 40],
-                [100, 80, 72],
-                [300, 100, 110],
-                [260, 150, 60],
-            ],
-            np.float64,
-        )
+        f["annotations/locations"] = around_centre(world_roi(shape), PRESYN + POSTSYN)
         f["annotations/presynaptic_site/partners"] = np.array(
             [[1, 101], [2, 102], [3, 103]], np.uint64
         )
@@ -392,21 +425,41 @@ def write_csv(path: Path, shape: tuple[int, ...], world: bool) -> None:
     path.write_text("".join(" ".join(str(int(c)) for c in p) + "\n" for p in points))
 
 
-def write_files(
-    code: str, folder: Path, file_shape: tuple[int, ...], shape: tuple[int, ...]
-) -> None:
-    """Create the files the example names (string constants) in `folder`."""
-    names = {
+def input_files(code: str) -> set[str]:
+    """The file names the example reads: its string constants, except those it writes
+    (`output_filename=...`)."""
+    tree = ast.parse(code)
+    outputs = {
+        k.value.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        for k in n.keywords
+        if k.arg == "output_filename" and isinstance(k.value, ast.Constant)
+    }
+    return string_constants(code) - outputs
+
+
+def string_constants(code: str) -> set[str]:
+    return {
         n.value
         for n in ast.walk(ast.parse(code))
         if isinstance(n, ast.Constant) and isinstance(n.value, str)
     }
-    for name in names:
+
+
+def write_files(
+    code: str, folder: Path, file_shape: tuple[int, ...], shape: tuple[int, ...]
+) -> None:
+    """Create the files the example reads in `folder`, with the datasets it names."""
+    names = string_constants(code)
+    for name in input_files(code):
         path = folder / name
-        if name.endswith(".zarr") and not name.startswith(("out", "batch_", "pred")):
+        if name.endswith(".zarr"):
             write_zarr(path, file_shape, names)
-        elif name.endswith((".hdf", ".h5", ".hdf5")) and name not in ("copy.hdf",):
-            write_hdf(path, file_shape, names)
+        elif name.endswith(".n5"):
+            write_n5(path, file_shape, names)
+        elif name.endswith((".hdf", ".h5", ".hdf5")):
+            write_hdf(path, file_shape, names, shape)
         elif name == "synapses.csv":  # read with scale=(40, 4, 4), next to in-memory raw
             write_csv(path, shape, world=False)
         elif name.endswith(".csv"):
@@ -426,7 +479,10 @@ class Recipe:
     in INPUT_NAMES and RAW); shape: in-memory array shape (voxels); file_shape: of the files;
     crop_model: `model` returns the middle third (a valid network); checkpoint: a checkpoint
     file of `model` to write; request: names to request from the pipeline the example leaves
-    (default: everything it provides); request_voxels: the size of that request.
+    (default: everything it provides); request_voxels: the size of that request; request_at:
+    its offset (world units; default: centred in the data); uint8: in-memory arrays stored
+    as uint8 (raw as in EM files); check: called with the batches requested here and the
+    folder, to assert what the example's comments promise.
     """
 
     inputs: tuple[str, ...] = ()
@@ -436,6 +492,7 @@ class Recipe:
     checkpoint: str | None = None
     request: tuple[str, ...] | None = None
     request_voxels: tuple[int, ...] = REQUEST
+    request_at: tuple[int, ...] | None = None
     uint8: tuple[str, ...] = ()
     check: Callable[[list[Any], Path], None] | None = None
 
@@ -485,6 +542,8 @@ RECIPES: dict[str, Recipe] = {
     ),
     # locations up to (1200, 800, 3000) nm, 400 nm around them
     "gp.SpecifiedLocation": Recipe(file_shape=(36, 256, 816)),
+    # the example's graph has nodes at (0, 0, 0) and (40, 40, 40)
+    "gp.GraphSource": Recipe(request_at=(0, 0, 0)),
     "gp.torch.Predict": Recipe(checkpoint="model_checkpoint_5000"),
     "gp.PreCache": Recipe(inputs=("gt",)),
     # what the examples' comments promise
@@ -511,6 +570,14 @@ RECIPES: dict[str, Recipe] = {
 # --- running an example ----------------------------------------------------------------
 
 
+TORCH_NAMES = {"torch", "model", "loss", "optimizer", "unet"}
+
+
+def needs_torch(example: Example) -> bool:
+    """True if the example uses torch (a model, gp.torch, the seed-era Train)."""
+    return bool(free_names(example.code) & TORCH_NAMES) or "gp.torch" in example.code
+
+
 def assigned_names(code: str) -> set[str]:
     """Names the example binds at its top level (`x = ...`, `x += ...`)."""
     out = set()
@@ -535,8 +602,10 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
     for name in free - set(ns):
         if name in objects:
             ns[name] = objects[name]
-        elif name == "pipeline":  # a training pipeline: data at random locations
-            ns[name] = source_for(inputs, recipe.shape, recipe.uint8) + gp.RandomLocation()
+        elif name == "pipeline":
+            ns[name] = source_for(inputs, recipe.shape, recipe.uint8)
+            if not inputs & GRAPH_NAMES:  # a training pipeline: data at random locations
+                ns[name] += gp.RandomLocation()
         elif name == "source":
             ns[name] = source_for(inputs, recipe.shape, recipe.uint8)
         elif name in ("raw_source", "source_a", "source_b"):
@@ -556,9 +625,14 @@ def namespace(example: Example, folder: Path) -> dict[str, Any]:
     return ns
 
 
-def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...]) -> Any:
+def small_request(
+    spec: Any,
+    names: Iterable[str] | None,
+    voxels: tuple[int, ...],
+    at: tuple[int, ...] | None = None,
+) -> Any:
     """A request for `names` (default: every key of `spec`) of `voxels` voxels (of the
-    coarsest grid of their voxel sizes), centred in the ROI the keys share."""
+    coarsest grid of their voxel sizes), at `at` or centred in the ROI the keys share."""
     keys = [key_for(n) for n in names] if names is not None else list(spec.keys())
     specs = {k: spec[k] for k in keys}
     spatial = {
@@ -571,6 +645,8 @@ def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...
         if getattr(s, "voxel_size", None) is not None:
             grid = [math.lcm(g, int(v)) for g, v in zip(grid, s.voxel_size)]
         shared = shared.intersect(s.roi)
+    if dims == len(VOXEL) and not any(getattr(s, "voxel_size", None) for s in spatial.values()):
+        grid = list(VOXEL)  # graphs only: a request the size of the arrays' one
     shape = [g * v for g, v in zip(grid, voxels[-dims:])]
     begin = []
     for d in range(dims):
@@ -581,7 +657,7 @@ def small_request(spec: Any, names: Iterable[str] | None, voxels: tuple[int, ...
         shape[d] = min(shape[d], (int(hi - lo) // grid[d]) * grid[d])
         start = (int(lo) + int(hi) - shape[d]) // 2 // grid[d] * grid[d]
         begin.append(start + grid[d] if start < lo else start)
-    roi = gp.Roi(tuple(begin), tuple(shape))
+    roi = gp.Roi(tuple(begin) if at is None else at, tuple(shape))
     request = gp.BatchRequest(random_seed=SEED)
     for key in specs:
         if key in spatial:
@@ -607,7 +683,9 @@ def run_example(example: Example, folder: Path) -> list[tuple[str, Any, Any]]:
         if "request_batch" in example.code or name not in assigned_names(example.code):
             continue
         with gp.build(ns[name]) as p:
-            request = small_request(p.spec, recipe.request, recipe.request_voxels)
+            request = small_request(
+                p.spec, recipe.request, recipe.request_voxels, recipe.request_at
+            )
             done.append((name, request, p.request_batch(request)))
     if recipe.check is not None:
         recipe.check([batch for _, _, batch in done], folder)

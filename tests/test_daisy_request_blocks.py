@@ -179,7 +179,7 @@ def test_arguments_and_requests_are_checked():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("daisy") is None, reason="daisy is not installed")
-def test_real_daisy_run_blockwise_writes_the_whole_output(tmp_path):
+def test_real_daisy_run_blockwise_writes_the_whole_output(tmp_path, monkeypatch):
     """daisy.run_blockwise starts worker processes; each builds the pipeline and drains its
     blocks. ZarrWrite fills a dataset prepared over the total write ROI (its upstream ROI is
     larger: it writes only inside the dataset)."""
@@ -211,6 +211,7 @@ def test_real_daisy_run_blockwise_writes_the_whole_output(tmp_path):
         with build(pipeline) as p:
             p.request_batch(BatchRequest())
 
+    monkeypatch.chdir(tmp_path)  # daisy writes its worker logs to ./daisy_logs
     daisy.set_tracking_basedir(str(tmp_path / "tracking"))
     task = daisy.Task(
         task_id="gp_daisy_test",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _example_context import extract_example, public_nodes, run_example
+from _example_context import extract_example, needs_torch, public_nodes, run_example
 
 import gunpowder as gp
 
@@ -39,6 +39,8 @@ def _params() -> list:
 @pytest.mark.parametrize("name,example", _params())
 def test_docstring_example_runs(name, example, tmp_path, monkeypatch):
     assert example is not None, f"{name}: docstring has no Example:: block"
+    if needs_torch(example):
+        pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
     for target, request, batch in run_example(example, tmp_path):
         for key, spec in request.items():
@@ -48,3 +50,5 @@ def test_docstring_example_runs(name, example, tmp_path, monkeypatch):
                 voxels = tuple(spec.roi.shape / array.spec.voxel_size)
                 assert array.data.shape[-len(voxels) :] == voxels, (name, key)
                 assert np.isfinite(array.data.astype(np.float64)).all(), (name, key)
+            elif isinstance(key, gp.GraphKey):
+                assert len(list(batch[key].nodes)) > 0, f"{name}: {key} is empty in {request}"

@@ -14,6 +14,7 @@ from .batch_provider import BatchProvider, BatchRequestError
 from .blur_augment import BlurAugment
 from .crop import Crop
 from .csv_points_source import CsvPointsSource
+from .daisy_request_blocks import DaisyRequestBlocks
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .downsample import DownSample
@@ -33,6 +34,8 @@ from .intensity_scale_shift import IntensityScaleShift
 from .iterate_locations import IterateLocations
 from .merge_provider import MergeProvider
 from .monai_transform import MonaiTransform
+from .n5_source import N5Source
+from .n5_write import N5Write
 from .noise_augment import NoiseAugment
 from .normalize import Normalize
 from .pad import Pad
@@ -71,6 +74,7 @@ __all__ = [
     "BatchRequestError",
     "BlurAugment",
     "Crop",
+    "DaisyRequestBlocks",
     "CsvPointsSource",
     "DatasetSource",
     "DefectAugment",
@@ -91,6 +95,8 @@ __all__ = [
     "IterateLocations",
     "MergeProvider",
     "MonaiTransform",
+    "N5Source",
+    "N5Write",
     "NoiseAugment",
     "Normalize",
     "Pad",

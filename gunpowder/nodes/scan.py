@@ -269,7 +269,7 @@ class _Stitcher:
             elif key in self.others:
                 value = self.others[key]
                 if spec.roi is not None and getattr(value.spec, "roi", None) is not None:
-                    value = value.crop(spec.roi)
+                    value = value.crop(spec.roi, exact=True)
                 batch[key] = value
             elif not spec.placeholder:
                 raise PipelineRequestError(

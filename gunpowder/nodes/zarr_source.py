@@ -4,11 +4,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from ..errors import PipelineSetupError
 from ..spec import ArrayKey, ArraySpec
-from .hdf5like_source_base import DatasetSource, Reader, _describe_directory
+from .hdf5like_source_base import (
+    DatasetSource,
+    Reader,
+    _describe_directory,
+    check_missing_chunks,
+    zarr_reader,
+)
 
 
 def _is_n5_path(path: Any) -> bool:
@@ -53,6 +57,10 @@ class ZarrSource(DatasetSource):
             arrays; False for (spatial..., channels) arrays (served channels first).
         filename: the older gunpowder 1.x name of `store`, used when `store` is None (the
             1.x calls `ZarrSource(datasets=path, filename={...})` work too).
+        missing_chunks: what a read of a chunk that is not in the store gives: "error"
+            (default: an error naming file, dataset and ROI, since a chunk deleted or never
+            written usually means lost data) or "fill" (the fill value, as zarr and 1.x do;
+            for datasets written sparsely on purpose).
 
     Example::
 
@@ -84,7 +92,9 @@ class ZarrSource(DatasetSource):
         array_specs: dict[ArrayKey, ArraySpec] | None = None,
         channels_first: bool = True,
         filename: Any = None,
+        missing_chunks: str = "error",
     ) -> None:
+        self.missing_chunks = check_missing_chunks(type(self).__name__, missing_chunks)
         store, datasets = _store_and_datasets(store, datasets, filename)
         if store is None:
             raise TypeError(f"{type(self).__name__} needs a store (a path, URL or zarr store)")
@@ -136,12 +146,4 @@ class ZarrSource(DatasetSource):
         )
 
     def make_reader(self, container: Any, dataset: Any) -> Reader:
-        dtype = np.dtype(dataset.dtype)
-
-        def read(index: tuple) -> np.ndarray:
-            data = np.asarray(dataset[index])
-            if not data.dtype.isnative:
-                data = data.astype(dtype.newbyteorder("="))
-            return data
-
-        return read
+        return zarr_reader(dataset, self.missing_chunks)
