@@ -106,6 +106,12 @@ class Node:
         return new
 
     def __eq__(self, other: object) -> bool:
+        """Nodes are equal when their ids are (as in 1.x: `Node(1, ...) in graph.nodes` asks
+        whether node 1 is there, wherever it moved); `same_as` compares everything."""
+        return isinstance(other, Node) and self.id == other.id
+
+    def same_as(self, other: object) -> bool:
+        """Equal id, location, attributes and temporary flag."""
         return (
             isinstance(other, Node)
             and self.id == other.id
@@ -771,7 +777,8 @@ class Graph:
         return (
             isinstance(other, Graph)
             and self.spec == other.spec
-            and self._nodes == other._nodes
+            and self._nodes.keys() == other._nodes.keys()
+            and all(n.same_as(other._nodes[i]) for i, n in self._nodes.items())
             and self._edge_set() == other._edge_set()
         )
 

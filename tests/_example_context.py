@@ -1,4 +1,11 @@
-"""Extraction of the `Example::` blocks of public node docstrings (for the doctest test)."""
+"""The `Example::` blocks of the public nodes' docstrings, and the context they run in.
+
+Used by tests/test_docstring_examples.py: each example's free names (found with `ast`) get
+realistic values: `gp`, `np`, `math`, `torch`; keys named after the variable
+(`gt_labels` -> ArrayKey("GT_LABELS")); `pipeline`/`source` made of ArraySources at
+40 x 4 x 4 nm; small models; the zarr/hdf5/n5/csv/npz files the example reads, in the
+test's folder. `RECIPES` holds what a node needs beyond that.
+"""
 
 from __future__ import annotations
 
@@ -576,6 +583,17 @@ TORCH_NAMES = {"torch", "model", "loss", "optimizer", "unet"}
 def needs_torch(example: Example) -> bool:
     """True if the example uses torch (a model, gp.torch, the seed-era Train)."""
     return bool(free_names(example.code) & TORCH_NAMES) or "gp.torch" in example.code
+
+
+def imported_modules(code: str) -> set[str]:
+    """The top-level modules the example imports (`import torchio as tio` -> "torchio")."""
+    out = set()
+    for n in ast.walk(ast.parse(code)):
+        if isinstance(n, ast.Import):
+            out.update(a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            out.add(n.module.split(".")[0])
+    return out
 
 
 def assigned_names(code: str) -> set[str]:

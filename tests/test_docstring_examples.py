@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _example_context import extract_example, needs_torch, public_nodes, run_example
+from _example_context import (
+    extract_example,
+    imported_modules,
+    needs_torch,
+    public_nodes,
+    run_example,
+)
 
 import gunpowder as gp
 
@@ -39,10 +45,17 @@ def _params() -> list:
 @pytest.mark.parametrize("name,example", _params())
 def test_docstring_example_runs(name, example, tmp_path, monkeypatch):
     assert example is not None, f"{name}: docstring has no Example:: block"
-    if needs_torch(example):
-        pytest.importorskip("torch")
+    for module in sorted(
+        imported_modules(example.code) | ({"torch"} if needs_torch(example) else set())
+    ):
+        pytest.importorskip(module)  # optional dependencies (torch, monai, torchio)
     monkeypatch.chdir(tmp_path)
-    for target, request, batch in run_example(example, tmp_path):
+    try:
+        results = run_example(example, tmp_path)
+    except Exception as e:
+        e.add_note(f"in the Example:: of {name}, {example.file}:{example.line}")
+        raise
+    for target, request, batch in results:
         for key, spec in request.items():
             assert key in batch, f"{name}: `{target}` gave no {key} for {request}"
             if isinstance(key, gp.ArrayKey) and spec.roi is not None:

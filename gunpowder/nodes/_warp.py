@@ -46,6 +46,19 @@ def _last(values: Any, n: int, what: str, node: str) -> np.ndarray:
     return values[-n:]
 
 
+def _graph_grid(node: str, grid: Any, dims: int) -> np.ndarray:
+    """The voxel grid of a graph-only warp: `graph_raster_voxel_size` for the last axes."""
+    given = np.atleast_1d(np.asarray(grid if grid is not None else 1, dtype=np.int64))
+    if given.size == 1:
+        return np.full(dims, int(given[0]), dtype=np.int64)
+    if given.size > dims:
+        raise PipelineRequestError(
+            f"{node}: graph_raster_voxel_size has {given.size} entries, but the request has "
+            f"{dims} spatial dimensions"
+        )
+    return np.concatenate([np.ones(dims - given.size, dtype=np.int64), given])
+
+
 def _check_lengths(node: str, spacing: tuple, sigma: tuple) -> None:
     """control_point_spacing and jitter_sigma: one value, or one per axis alike."""
     if len(spacing) > 1 and len(sigma) > 1 and len(spacing) != len(sigma):
@@ -106,6 +119,14 @@ class _Warp(Node):
             value = dtype is not None and np.issubdtype(dtype, np.floating)
         return bool(value)
 
+    def _graph_only_grid(self, graphs: dict, dims: int) -> np.ndarray:
+        """The voxel grid for a request of graphs only; ElasticAugment refuses one (1.x)."""
+        raise PipelineRequestError(
+            f"{self.name}: the request has only graphs ({', '.join(map(str, graphs))}); "
+            "an array is needed to give the warp its voxel grid. Request an array too, "
+            "e.g. a placeholder: request[key] = gp.ArraySpec(roi=..., placeholder=True)"
+        )
+
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         if rng.random() >= self.p:
             return request, None
@@ -126,14 +147,11 @@ class _Warp(Node):
             )
         if any(r.unbounded for r in rois):
             raise PipelineRequestError(f"{self.name}: can not warp an unbounded request {rois}")
-        if not arrays:
-            raise PipelineRequestError(
-                f"{self.name}: the request has only graphs ({', '.join(map(str, graphs))}); "
-                "an array is needed to give the warp its voxel grid. Request an array too, "
-                "e.g. a placeholder: request[key] = gp.ArraySpec(roi=..., placeholder=True)"
-            )
         voxel_sizes = {k: self._voxel_size(k, s) for k, s in arrays.items()}
-        master_vs = np.min(np.array(list(voxel_sizes.values()), dtype=np.int64), axis=0)
+        if voxel_sizes:
+            master_vs = np.min(np.array(list(voxel_sizes.values()), dtype=np.int64), axis=0)
+        else:
+            master_vs = self._graph_only_grid(graphs, dims)
         total = rois[0]
         for r in rois[1:]:
             total = total.union(r)
@@ -145,11 +163,18 @@ class _Warp(Node):
         fast = None
         if self.use_fast_points_transform and graphs:
             grid = self.graph_raster_voxel_size
-            grid = (
-                master_vs
-                if grid is None
-                else _last(grid, dims, "graph_raster_voxel_size", self.name)
-            )
+            if grid is None:
+                grid = master_vs
+            else:  # given for the augmented (last) axes, as 1.x: the others keep the arrays'
+                given = np.atleast_1d(np.asarray(grid, dtype=np.int64))
+                if given.size > dims:
+                    raise PipelineRequestError(
+                        f"{self.name}: graph_raster_voxel_size has {given.size} entries, but "
+                        f"the request has {dims} spatial dimensions"
+                    )
+                grid = np.concatenate([master_vs[: dims - given.size], given[-dims:]])
+                if given.size == 1:
+                    grid = np.full(dims, int(given[0]))
             fast = (tuple(int(v) for v in grid), bool(self.recompute_missing_points))
         plan = WarpPlan(transform, fast_points=fast)
         for key, spec in arrays.items():

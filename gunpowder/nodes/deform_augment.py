@@ -13,7 +13,7 @@ from ..transforms.elastic import (
     random_rotation,
 )
 from . import _augment_args as args
-from ._warp import _check_lengths, _last, _Warp
+from ._warp import _check_lengths, _graph_grid, _last, _Warp
 
 
 class DeformAugment(_Warp):
@@ -147,3 +147,7 @@ class DeformAugment(_Warp):
             subsample=self.subsample,
             spatial_dims=sd,
         )
+
+    def _graph_only_grid(self, graphs: dict, dims: int) -> np.ndarray:
+        """Graphs alone warp on `graph_raster_voxel_size` (default 1), as in 1.x."""
+        return _graph_grid(self.name, self.graph_raster_voxel_size, dims)
