@@ -91,6 +91,10 @@ class Pad(Node):
             upstream[self.key] = request[self.key].replace(roi=pad_graph_request(wanted, data_roi))
             return upstream, wanted
         vs = have.voxel_size or Coordinate((1,) * wanted.dims)
+        if not data_roi.unbounded and not (
+            is_multiple_of(data_roi.begin, vs) and is_multiple_of(data_roi.shape, vs)
+        ):  # an off-grid provided ROI (a fractional Crop, as 1.x): read whole voxels only
+            data_roi = data_roi.snap_to_grid(vs, mode="shrink")
         begin, shape, indices, inside = [], [], [], []
         for d in range(wanted.dims):
             v = vs[d]

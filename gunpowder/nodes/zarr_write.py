@@ -47,7 +47,8 @@ class ZarrWrite(_Write):
 
         raw = gp.ArrayKey("RAW")
         pipeline = gp.Hdf5Source("sample.hdf", {raw: "volumes/raw"})
-        pipeline += gp.IntensityScaleShift(raw, 2, -1)
+        pipeline += gp.Normalize(raw)  # uint8 -> float32 in [0, 1]
+        pipeline += gp.IntensityScaleShift(raw, 2, -1)  # -> [-1, 1]
         pipeline += gp.ZarrWrite(
             {raw: "raw_scaled"}, output_dir="out", output_filename="scaled.zarr",
             dataset_dtypes={raw: "float32"})

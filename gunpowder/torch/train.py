@@ -55,7 +55,7 @@ class Train(ModelNode):
 
     Example::
 
-        pipeline = source + ... + gp.torch.Train(
+        pipeline = source + gp.RandomLocation() + gp.torch.Train(
             model, torch.nn.MSELoss(), torch.optim.Adam(model.parameters()),
             inputs={"input": raw}, outputs={0: pred}, loss_inputs={0: pred, 1: gt},
             save_every=1000)
