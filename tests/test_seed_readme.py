@@ -215,7 +215,7 @@ def test_first_steps_trains_and_loss_decreases(tmp_path):
 def test_first_steps_at_the_readme_size(tmp_path):
     torch.set_num_threads(1)
     net = SmallUNet(fmaps=2, crop_to=(64, 72, 72))
-    batches, _ = run_first_steps(tmp_path, 1, None, net, file_shape=(90, 384, 384))
+    batches, _ = run_first_steps(tmp_path, 1, None, net, file_shape=(90, 440, 440))
     (batch,) = batches
     assert np.isfinite(batch.loss) and batch.iteration == 1
     assert batch[gp.ArrayKeys.RAW].data.shape == (84, 268, 268)
