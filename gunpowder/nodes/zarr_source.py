@@ -57,10 +57,12 @@ class ZarrSource(DatasetSource):
             arrays; False for (spatial..., channels) arrays (served channels first).
         filename: the older gunpowder 1.x name of `store`, used when `store` is None (the
             1.x calls `ZarrSource(datasets=path, filename={...})` work too).
-        missing_chunks: what a read of a chunk that is not in the store gives: "error"
-            (default: an error naming file, dataset and ROI, since a chunk deleted or never
-            written usually means lost data) or "fill" (the fill value, as zarr and 1.x do;
-            for datasets written sparsely on purpose).
+        missing_chunks: what a read of a chunk that is not in the store gives: "fill"
+            (default: the fill value, as zarr does; zarr 3 does not store chunks that hold
+            only the fill value, so an absent chunk is usually an empty one) or "error" (an
+            error naming file, dataset and ROI: for datasets known to be written densely,
+            where an absent chunk means lost data). Either way a store or array deleted
+            during a run is an error, never zeros.
 
     Example::
 
@@ -92,7 +94,7 @@ class ZarrSource(DatasetSource):
         array_specs: dict[ArrayKey, ArraySpec] | None = None,
         channels_first: bool = True,
         filename: Any = None,
-        missing_chunks: str = "error",
+        missing_chunks: str = "fill",
     ) -> None:
         self.missing_chunks = check_missing_chunks(type(self).__name__, missing_chunks)
         store, datasets = _store_and_datasets(store, datasets, filename)
