@@ -33,6 +33,7 @@ class WarpPlan:
     arrays: dict = field(default_factory=dict)  # key -> (target roi, voxel size, interpolate)
     graphs: dict = field(default_factory=dict)  # key -> target roi
     fast_points: tuple | None = None  # (lookup voxel size, recompute missing) or None
+    leading: int = 0  # leading axes of a graph-only request left unwarped (4D points)
 
 
 def _last(values: Any, n: int, what: str, node: str) -> np.ndarray:
@@ -140,7 +141,10 @@ class _Warp(Node):
             return request, None
         rois = [s.roi for s in arrays.values()] + [s.roi for s in graphs.values()]
         dims = rois[0].dims
-        if any(r.dims != dims for r in rois) or dims not in (2, 3):
+        lead = 0  # leading axes of graph-only requests (e.g. time in 4D points) stay as they are
+        if not arrays and dims > 3 and self.spatial_dims in (2, 3):
+            lead = dims - self.spatial_dims
+        if any(r.dims != dims for r in rois) or dims - lead not in (2, 3):
             raise PipelineRequestError(
                 f"{self.name}: all requested ROIs must be 2D or 3D alike, got "
                 + ", ".join(f"{k}: {s.roi}" for k, s in {**arrays, **graphs}.items())
@@ -151,17 +155,17 @@ class _Warp(Node):
         if voxel_sizes:
             master_vs = np.min(np.array(list(voxel_sizes.values()), dtype=np.int64), axis=0)
         else:
-            master_vs = self._graph_only_grid(graphs, dims)
+            master_vs = self._graph_only_grid(graphs, dims - lead)
         total = rois[0]
         for r in rois[1:]:
             total = total.union(r)
-        origin = np.array(total.begin, dtype=np.float64)
-        shape = tuple(int(s) for s in -(-np.array(total.shape) // master_vs))
+        origin = np.array(total.begin[lead:], dtype=np.float64)
+        shape = tuple(int(s) for s in -(-np.array(total.shape[lead:]) // master_vs))
         transform = self._draw(rng, origin, master_vs.astype(np.float64), shape)
 
         upstream = request.copy()
         fast = None
-        if self.use_fast_points_transform and graphs:
+        if self.use_fast_points_transform and graphs and not lead:
             grid = self.graph_raster_voxel_size
             if grid is None:
                 grid = master_vs
@@ -176,7 +180,7 @@ class _Warp(Node):
                 if given.size == 1:
                     grid = np.full(dims, int(given[0]))
             fast = (tuple(int(v) for v in grid), bool(self.recompute_missing_points))
-        plan = WarpPlan(transform, fast_points=fast)
+        plan = WarpPlan(transform, fast_points=fast, leading=lead)
         for key, spec in arrays.items():
             vs = voxel_sizes[key]
             interpolate = self._interpolatable(key, spec)
@@ -188,8 +192,13 @@ class _Warp(Node):
             plan.arrays[key] = (spec.roi, vs, interpolate)
         for key, spec in graphs.items():
             mvs = Coordinate(master_vs)
-            begin, end = transform.source_box(mvs, spec.roi.offset, spec.roi.shape / mvs, True)
-            upstream[key] = spec.replace(roi=Roi(begin, end - begin))
+            offset, extent = Coordinate(spec.roi.offset[lead:]), Coordinate(spec.roi.shape[lead:])
+            begin, end = transform.source_box(mvs, offset, extent / mvs, True)
+            source = Roi(
+                tuple(spec.roi.offset[:lead]) + tuple(begin),
+                tuple(spec.roi.shape[:lead]) + tuple(end - begin),
+            )
+            upstream[key] = spec.replace(roi=source)
             plan.graphs[key] = spec.roi
         return upstream, plan
 
@@ -212,10 +221,20 @@ class _Warp(Node):
             batch[key] = Array(data, array.spec.replace(roi=roi), array.attrs)
         for key, roi in plan.graphs.items():
             mapping: Any = plan.transform
-            if plan.fast_points is not None:
+            if plan.leading:
+                mapping = partial(_on_last_axes, plan.transform, plan.leading)
+            elif plan.fast_points is not None:
                 mapping = partial(_fast_to_target, plan.transform, roi, *plan.fast_points)
             batch[key] = move_graph(batch[key], mapping, roi, self.name, key)
         return batch
+
+
+def _on_last_axes(transform: SpatialTransform, lead: int, points: np.ndarray) -> np.ndarray:
+    """`points` with only their last axes (after `lead`) moved by `transform.to_target`."""
+    out = np.array(points, dtype=np.float64, copy=True)
+    if len(out):
+        out[:, lead:] = transform.to_target(out[:, lead:])
+    return out
 
 
 def _fast_to_target(
