@@ -656,7 +656,7 @@ def run_blockwise(
 def _drive(
     runner: _Runner, job: Job, todo: np.ndarray, summary: BlockwiseSummary, progress: bool
 ) -> None:
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     bar = tqdm(total=len(todo), desc="blocks", unit="block", disable=not progress)
     try:

@@ -195,7 +195,7 @@ def train(
     `derive_seed(run_seed, k)`, k = 0, 1, ..., whatever its number of workers. A resumed run
     starts from `run_seed = derive_seed(seed, first iteration)`, new batches but reproducible.
     """
-    from tqdm.auto import tqdm
+    from gunpowder.progress import progress_bar as tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

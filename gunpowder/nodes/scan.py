@@ -323,7 +323,7 @@ class TqdmCallback(ScanCallback):
         self._bar: Any = None
 
     def start(self, num_total: int) -> None:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar as tqdm
 
         self._bar = tqdm(total=num_total, desc=self.desc, unit="tile", disable=self.disable)
 
