@@ -177,8 +177,7 @@ class ArraySpec:
             object.__setattr__(self, n, v)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"ArraySpec({fields})"
+        return f"ArraySpec({_set_fields(self)})"
 
 
 class GraphSpec:
@@ -228,8 +227,25 @@ class GraphSpec:
             object.__setattr__(self, n, v)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"GraphSpec({fields})"
+        return f"GraphSpec({_set_fields(self)})"
+
+
+_QUIET = {"placeholder": False, "nonspatial": False}  # defaults a repr need not repeat
+
+
+def _set_fields(spec: Any) -> str:
+    """`name=value` for the fields of `spec` that say something (not None, not a default)."""
+    parts = []
+    for name in spec.__slots__:
+        value = getattr(spec, name)
+        if value is None or _QUIET.get(name, object()) is value:
+            continue
+        if name == "dtype":
+            value = np.dtype(value).name if not isinstance(value, str) else value
+            parts.append(f"dtype={value}")
+            continue
+        parts.append(f"{name}={value!r}")
+    return ", ".join(parts)
 
 
 def _update_spec(spec: Any, other: Any) -> None:
