@@ -324,3 +324,25 @@ def read_spatial_metadata(
     if meta is NO_METADATA and group_attrs is not None and path_in_group is not None:
         meta = read_ome_ngff(group_attrs, path_in_group, ndim)
     return meta
+
+
+def axis_names(ndim: int, spatial_dims: int) -> list[str]:
+    """Names of an array's axes: channel axes first ("c", "c1", ...), then the spatial ones
+    ("z", "y", "x", the last `spatial_dims` of them; "s0", ... beyond three).
+
+    Written as zarr 3 `dimension_names` and as zarr 2 `_ARRAY_DIMENSIONS` (xarray's
+    convention), so xarray and OME-NGFF 0.5 tools know which axis is which.
+
+    >>> axis_names(4, 3)
+    ['c', 'z', 'y', 'x']
+    >>> axis_names(2, 2)
+    ['y', 'x']
+    """
+    spatial_dims = min(spatial_dims, ndim)
+    spatial = (
+        ["z", "y", "x"][-spatial_dims:]
+        if spatial_dims <= 3
+        else [f"s{i}" for i in range(spatial_dims)]
+    )
+    channels = ["c" if i == 0 else f"c{i}" for i in range(ndim - spatial_dims)]
+    return channels + spatial

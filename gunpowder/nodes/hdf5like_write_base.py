@@ -23,6 +23,7 @@ from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..io_metadata import (
+    axis_names,
     find_multiscales,
     ome_ngff_multiscales,
     read_gunpowder_attrs,
@@ -192,6 +193,7 @@ def create_zarr_dataset(
     """A new zarr array `dataset` under `root` covering `roi`, with spatial metadata."""
     zarr_format = root.metadata.zarr_format
     shape, chunks = _layout(roi, voxel_size, channels, chunks)
+    names = axis_names(len(shape), voxel_size.dims)
     array = root.create_array(
         dataset,
         shape=shape,
@@ -199,7 +201,10 @@ def create_zarr_dataset(
         dtype=np.dtype(dtype),
         compressors=zarr_compressor(compression_type, zarr_format),
         fill_value=0,
+        **({"dimension_names": names} if zarr_format == 3 else {}),
     )
+    if zarr_format == 2:
+        array.attrs["_ARRAY_DIMENSIONS"] = names  # xarray's convention for zarr 2
     write_spatial_metadata(array.attrs, voxel_size, roi.offset)
     parent, name = _split(dataset)
     group = root[parent] if parent else root

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..batch import Array, Batch
-from ..io_metadata import ome_ngff_multiscales, write_spatial_metadata
+from ..io_metadata import axis_names, ome_ngff_multiscales, write_spatial_metadata
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 from .hdf5like_write_base import zarr_compressor
@@ -188,6 +188,8 @@ def write_zarr(
         )
         target[...] = data
         target.attrs.update(array_attributes(array, store_value_range))
+        if not array.spec.nonspatial and array.spec.voxel_size is not None:  # for xarray
+            target.attrs["_ARRAY_DIMENSIONS"] = axis_names(data.ndim, array.spec.voxel_size.dims)
         image = ngff_image(leaf, array)
         if image is not None:
             images.setdefault(parent_name, []).append(image)
