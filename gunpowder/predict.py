@@ -155,13 +155,26 @@ def _torch_module() -> type:
 
 
 def output_shape_of(net: Any, input_shape: Sequence[int], in_channels: int) -> Coordinate:
-    """The spatial output shape of `net` for an input block of `input_shape` voxels."""
+    """The spatial output shape of `net` for an input block of `input_shape` voxels.
+
+    Probed on torch's meta device (shapes only, nothing allocated: a 400³ block costs no
+    memory); a network that can not run there is probed on a real zero block on the CPU.
+    """
+    import copy
+
     import torch
 
+    n = len(input_shape)
     with torch.no_grad():
+        try:
+            meta = copy.deepcopy(net).to("meta").eval()
+            out = meta(torch.zeros((1, in_channels, *input_shape), device="meta"))
+            return Coordinate(out.shape[-n:])
+        except Exception:  # an op without a meta kernel, or a net that can not be copied
+            pass
         net.eval()
         out = net(torch.zeros((1, in_channels, *input_shape)))
-    return Coordinate(out.shape[-len(input_shape) :])
+    return Coordinate(out.shape[-n:])
 
 
 def block_request(
@@ -294,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e.summary, file=sys.stderr)
         return 130
     except (ValueError, GunpowderError) as e:
-        print(f"gunpowder.predict: {_one_line(e)}", file=sys.stderr)
+        message = _one_line(e).replace("pass overwrite=True", "pass --overwrite")
+        print(f"gunpowder.predict: {message}", file=sys.stderr)
         return 2
     print(summary, file=sys.stderr)
     return 0 if summary.ok else 1

@@ -516,3 +516,20 @@ def test_model_file_that_imports_its_neighbours_loads(tmp_path):
         "import helper_mod_for_model\n\ndef make():\n    return helper_mod_for_model.SIZE\n"
     )
     assert load_factory(f"{tmp_path}/net.py:make")() == 3
+
+
+def test_shape_probe_allocates_no_full_size_input():
+    """The output-shape probe runs on torch's meta device: a huge block costs no memory."""
+    import resource
+
+    import torch
+
+    from gunpowder.predict import output_shape_of
+
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv3d(4, 3, 3))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    shape = output_shape_of(net, (400, 400, 400), 1)  # 256 MB as float32, 1 GB after conv 1
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert tuple(shape) == (396, 396, 396)
+    assert (after - before) * 1024 < 200 * 2**20  # ru_maxrss is in KiB on Linux
+    assert next(net.parameters()).device.type == "cpu"  # the user's net is left where it was
