@@ -22,7 +22,10 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(os.environ.get("GP_BENCH_DIR", REPO.parent / "shared" / "bench"))
+# the CREMI workload and its data generator ship in benchmarks/cremi/ (the same files as the
+# project's ../shared/bench, whose compare.sh also sets up the gunpowder 1.5 peer)
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+BENCH_DIR = Path(os.environ.get("GP_BENCH_DIR", Path(__file__).resolve().parent / "cremi"))
 CACHE = Path.home() / ".cache" / "gunpowder-bench"
 DATA = Path(os.environ.get("GP_BENCH_DATA", CACHE / "cremi_like.hdf"))
 PEER_VENV = Path(os.environ.get("GP_PEER_VENV", CACHE / "peer-venv"))
@@ -106,10 +109,11 @@ def run_workload(
     """
     workload = BENCH_DIR / "workload.py"
     if not workload.exists():
-        raise FileNotFoundError(f"{workload} is missing: set GP_BENCH_DIR to ../shared/bench")
-    if not Path(data).exists():
-        raise FileNotFoundError(
-            f"{data} is missing: run `{sys.executable} {BENCH_DIR / 'make_data.py'} --out {data}`"
+        raise FileNotFoundError(f"{workload} is missing: set GP_BENCH_DIR to its folder")
+    if not Path(data).exists():  # generated once, then cached
+        Path(data).parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(BENCH_DIR / "make_data.py"), "--out", str(data)], check=True
         )
     python = os.path.abspath(python) if os.sep in str(python) else str(python)  # cwd changes
     cmd = [python, str(workload), "--data", str(data), "--workers", str(workers)]
@@ -287,6 +291,7 @@ __all__ = [
     "peer_python",
     "TreeMemory",
     "BENCH_DIR",
+    "SHARED_BENCH",
     "DATA",
     "PEER_VENV",
 ]

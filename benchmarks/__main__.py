@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import BENCH_DIR, DATA, REPO, machine_scaling, peer_python, run_workload, steady_state
+from . import DATA, REPO, SHARED_BENCH, machine_scaling, peer_python, run_workload, steady_state
 
 
 def _median(values: list[float]) -> float:
@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compare is not None:
         extra = [a for a in args.compare if a != "--"]
-        cmd = [str(BENCH_DIR / "compare.sh"), args.python, "--", *extra]
+        compare = SHARED_BENCH / "compare.sh"
+        if not compare.exists():
+            print(f"{compare} is missing: the gunpowder 1.5 comparison needs ../shared/bench")
+            return 2
+        cmd = [str(compare), args.python, "--", *extra]
         print("$", " ".join(cmd), flush=True)
         return subprocess.call(cmd, cwd=str(REPO))
 
