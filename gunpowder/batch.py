@@ -288,3 +288,9 @@ class Batch(MutableMapping):
     def __repr__(self) -> str:
         lines = "".join(f"\n\t{k}: {v}" for k, v in self._items.items())
         return f"Batch(id={self.id}, seed={self.random_seed}{lines}\n)"
+
+    def _repr_html_(self) -> str:
+        """A table of the batch's arrays and graphs, for notebooks."""
+        from .html_repr import batch_rows, table
+
+        return table(f"Batch {self.id} (seed {self.random_seed})", batch_rows(self))

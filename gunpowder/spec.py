@@ -463,6 +463,14 @@ class ProviderSpec(MutableMapping):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._items_repr()}\n)"
 
+    def _repr_html_(self) -> str:
+        """A table of the keys and their specs, for notebooks."""
+        from .html_repr import spec_rows, table
+
+        seed = getattr(self, "random_seed", None)
+        title = type(self).__name__ + ("" if seed is None else f" (seed {seed})")
+        return table(title, spec_rows(self))
+
 
 class BatchRequest(ProviderSpec):
     """What a caller wants: key → spec with ROIs, plus a `random_seed`.

@@ -106,3 +106,19 @@ def test_plot_batch_and_loss_write_pngs(tmp_path):
     assert (tmp_path / "loss.png").read_bytes()[:4] == PNG_MAGIC
     # in a notebook, a figure shows as a picture (IPython asks for _repr_png_), not as text
     assert fig._repr_png_()[:4] == PNG_MAGIC
+
+
+def test_batch_and_request_show_as_html_tables():
+    voxel = Coordinate(40, 4, 4)
+    roi = Roi((0, 0, 0), Coordinate(2, 4, 4) * voxel)
+    raw = ArrayKey("HTML_RAW")
+    batch = Batch()
+    batch[raw] = Array(np.arange(32, dtype=np.uint8).reshape(2, 4, 4), ArraySpec(roi, voxel))
+    html = batch._repr_html_()
+    assert "<table>" in html and "HTML_RAW" in html and "0 … 31" in html and "uint8" in html
+    from gunpowder.spec import BatchRequest
+
+    request = BatchRequest(random_seed=3)
+    request[raw] = ArraySpec(roi=roi)
+    assert "seed 3" in request._repr_html_() and str(roi) in request._repr_html_()
+    assert "placeholder" not in repr(request)  # short text repr: defaults are left out
