@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,6 +13,14 @@ from ..batch import Batch
 from ..errors import BatchFilterError
 from ..node import Node, Source
 from ..spec import ArraySpec, BatchRequest, ProviderSpec
+
+
+class FilterContext(NamedTuple):
+    """What LegacyFilter.prepare hands to process."""
+
+    downstream: Any  # the request as the filter saw it (None when skipped)
+    dependencies: Any  # what prepare returned
+    skip: bool
 
 
 def _takes_batch_only(method: Any) -> bool:
@@ -153,11 +161,11 @@ class LegacyFilter(Node):
     def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
         f = self.filt
         if self._can_skip(request):
-            return self._without_provided(request), (None, None, True)
+            return self._without_provided(request), FilterContext(None, None, skip=True)
         _seed_globals_like_1x(request, rng)
         downstream = _as_1x_request(request, self.spec)
         if self._skip_node(downstream.copy()):
-            return self._without_provided(request), (None, None, True)
+            return self._without_provided(request), FilterContext(None, None, skip=True)
         own = downstream.copy()
         deps = f.prepare(own)
         if isinstance(deps, ProviderSpec):
@@ -175,7 +183,7 @@ class LegacyFilter(Node):
         for key in f.__dict__["_provided_keys"]:
             if key in upstream:
                 del upstream[key]
-        return upstream, (downstream, deps, False)
+        return upstream, FilterContext(downstream, deps, skip=False)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         downstream, deps, skip = ctx

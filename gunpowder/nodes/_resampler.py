@@ -7,7 +7,7 @@ at multiples of it. Kernels live in `gunpowder.transforms.resample`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,13 @@ from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest
 from ._args import NodeArgumentError
 from ._common import array_in, ask_for
+
+
+class ResampleContext(NamedTuple):
+    """What a resampler hands from prepare to process."""
+
+    roi: Any  # the target ROI
+    source_roi: Any  # what is read of the source
 
 
 def _factor(node: Node, factor: Any, dims: int) -> Coordinate:
@@ -72,7 +79,7 @@ class _Resampler(Node):
         provided = self.upstream_spec[self.source]
         roi, source_roi = self._plan(request[self.target].roi, provided)
         ask_for(upstream, self.source, source_roi, provided.voxel_size)
-        return upstream, (roi, source_roi)
+        return upstream, ResampleContext(roi, source_roi)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,6 +20,14 @@ from ._labels import (
     _one_channel,
     _same_grid,
 )
+
+
+class AffinitiesContext(NamedTuple):
+    """What AddAffinities.prepare hands to process."""
+
+    roi: Any  # where the affinities are delivered
+    context: Any  # the labels read around it
+    with_mask: bool
 
 
 def _neighborhood(node: str, neighborhood: Any) -> np.ndarray:
@@ -147,7 +155,7 @@ class AddAffinities(Node):
             if key == self.labels_mask and not with_mask:
                 continue
             ask_for(upstream, key, context, vs)
-        return upstream, (roi, context, with_mask)
+        return upstream, AffinitiesContext(roi, context, with_mask)
 
     def _spatial(self, batch: Batch, key: ArrayKey, roi: Any, what: str) -> np.ndarray:
         return _one_channel(self, key, array_in(batch, key, roi), what)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -11,6 +11,15 @@ from ..node import Node
 from ..spec import ArrayKey, BatchRequest, GraphKey, ProviderSpec
 from ._graph_support import pad_graph, pad_graph_request, pad_graph_spec, pad_roi
 from ._pad import PAD_MODES, check_pad_size, gather, pad_constant, source_index
+
+
+class PadContext(NamedTuple):
+    """What Pad.prepare hands to process: the wanted ROI and, per axis, the source voxel of
+    each output voxel and whether it lies inside the data."""
+
+    wanted: Any
+    indices: list
+    inside: list
 
 
 class Pad(Node):
@@ -118,7 +127,7 @@ class Pad(Node):
         read = Roi(begin, shape)
         upstream = request.copy()
         upstream[self.key] = request[self.key].replace(roi=read, dtype=have.dtype)
-        return upstream, (wanted, indices, inside)
+        return upstream, PadContext(wanted, indices, inside)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:  # the request lies inside the data: the upstream array as it is
