@@ -98,7 +98,9 @@ def axes(node: str, name: str, values: Sequence[Any] | None) -> tuple[int, ...] 
     if values is None:
         return None
     if np.ndim(values) != 1:
-        raise NodeArgumentError(f"{node}: {name} must be a sequence of axis indices, got {values!r}")
+        raise NodeArgumentError(
+            f"{node}: {name} must be a sequence of axis indices, got {values!r}"
+        )
     out = tuple(integer(node, name, v, minimum=0) for v in values)
     if len(set(out)) != len(out):
         raise NodeArgumentError(f"{node}: {name} names an axis twice: {values!r}")

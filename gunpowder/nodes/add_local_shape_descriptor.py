@@ -4,7 +4,7 @@ arguments), on the kernel of `gunpowder.transforms.local_shape_descriptor`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -15,6 +15,15 @@ from ..pipeline import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import local_shape_descriptor as kernels
 from ._common import array_in, ask_for, spatial_array_spec
+
+
+class DescriptorContext(NamedTuple):
+    """Where the descriptors go, their grid, the labels read and the mask ROI."""
+
+    roi: Any
+    grid: Any
+    available: Any
+    mask_roi: Any
 
 
 class AddLocalShapeDescriptor(Node):
@@ -172,7 +181,7 @@ class AddLocalShapeDescriptor(Node):
             for key in (base, self.unlabelled):
                 if key is not None:
                     ask_for(upstream, key, mask_roi, vs)
-        return upstream, (roi, grid, available, mask_roi)
+        return upstream, DescriptorContext(roi, grid, available, mask_roi)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,6 +13,14 @@ from ..transforms.augment_intensity import (
 )
 from ._args import NodeArgumentError, bad_argument, check_interval, check_probability
 from ._intensity import _check_p, _OneArray
+
+
+class BlurContext(NamedTuple):
+    """Whether to blur, the drawn sigmas and the ROI to deliver."""
+
+    chosen: Any
+    sigmas: Any
+    roi: Any
 
 
 class BlurAugment(_OneArray):
@@ -83,7 +91,7 @@ class BlurAugment(_OneArray):
         upstream = request.copy()
         upstream[self.array] = spec.replace(roi=roi)
         # section indices relative to the upstream ROI (same along `axis`)
-        return upstream, (chosen, sigmas, spec.roi)
+        return upstream, BlurContext(chosen, sigmas, spec.roi)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,14 @@ from ..transforms.augment_defects import (
 )
 from . import _augment_args as args
 from ._defects import ARTIFACT, DEFORM, LOW_CONTRAST, MISSING, _padded
+
+
+class DefectContext(NamedTuple):
+    """The drawn defects per section, the ROI they apply to and the margin read around it."""
+
+    plan: Any
+    roi: Any
+    margin: Any
 
 
 class DefectAugment(Node):
@@ -193,7 +201,7 @@ class DefectAugment(Node):
             if have is not None and not have.unbounded:
                 roi = roi.intersect(have).union(spec.roi)
             upstream[self.intensities] = spec.replace(roi=roi)
-        return upstream, (plan, spec.roi, margin)
+        return upstream, DefectContext(plan, spec.roi, margin)
 
     def _artifact(self, section_roi: Roi, seed: int, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
         request = BatchRequest(random_seed=seed)

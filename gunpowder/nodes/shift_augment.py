@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -16,6 +16,16 @@ from . import _augment_args as args
 from ._defects import _apply_shifts, _fill
 from ._graph_support import section_shift_graph
 from ._warp import check_source, move_graph
+
+
+class ShiftContext(NamedTuple):
+    """The drawn section shifts and what process needs to apply them."""
+
+    shifts: Any
+    lcm: Any
+    first: Any
+    request: Any
+    sources: Any
 
 
 class ShiftAugment(Node):
@@ -241,7 +251,7 @@ class ShiftAugment(Node):
                 clipped = source.intersect(have)
                 source = clipped if not clipped.empty else source
             upstream[key] = spec.replace(roi=source)
-        return upstream, (shifts, lcm, first, request, sources)
+        return upstream, ShiftContext(shifts, lcm, first, request, sources)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

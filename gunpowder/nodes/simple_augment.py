@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,13 @@ from ..transforms.augment_simple import (
 )
 from . import _augment_args as args
 from ._warp import move_graph
+
+
+class MirrorTransposeContext(NamedTuple):
+    """The drawn mirror/transpose and the request it was drawn for."""
+
+    transform: Any
+    request: Any
 
 
 class SimpleAugment(Node):
@@ -173,7 +180,7 @@ class SimpleAugment(Node):
                 and not getattr(spec, "nonspatial", False)
             ):
                 upstream[key] = spec.replace(roi=transform.source_roi(spec.roi))
-        return upstream, (transform, request)
+        return upstream, MirrorTransposeContext(transform, request)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -14,6 +14,13 @@ from ...nodes._common import array_in, ask_for, spatial_array_spec
 from ...pipeline import Node
 from ...spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ...transforms.nonsymmetric_affinities import shifted_conjunction
+
+
+class NonsymmetricContext(NamedTuple):
+    """Where the affinities go and the context read around them."""
+
+    roi: Any
+    context: Any
 
 
 class AddNonsymmetricAffinities(Node):
@@ -129,7 +136,7 @@ class AddNonsymmetricAffinities(Node):
         context = roi.grow(self.padding, self.padding)
         ask_for(upstream, self.array_key_1, context, vs)
         ask_for(upstream, self.array_key_2, context, vs)
-        return upstream, (roi, context)
+        return upstream, NonsymmetricContext(roi, context)
 
     def process(self, batch: Batch, ctx: Any) -> Batch:
         if ctx is None:
