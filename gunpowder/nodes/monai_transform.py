@@ -9,7 +9,6 @@ import numpy as np
 
 from ..batch import Array
 from ..errors import PipelineRequestError
-from ..spec import ArrayKey
 from ._external_transform import ExternalTransform, torch_seeded
 
 
@@ -56,15 +55,6 @@ class MonaiTransform(ExternalTransform):
     """
 
     library = "monai"
-
-    def __init__(
-        self,
-        transform: Any,
-        keys: Any,
-        voxel_sizes: Mapping[ArrayKey, Any] | None = None,
-        dtypes: Mapping[ArrayKey, Any] | None = None,
-    ) -> None:
-        super().__init__(transform, keys, voxel_sizes, dtypes)
 
     def run(
         self,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..batch import Array
 from ..errors import PipelineRequestError
-from ..spec import ArrayKey
 from ._external_transform import ExternalTransform, torch_seeded
 
 
@@ -52,15 +50,6 @@ class TorchioTransform(ExternalTransform):
     """
 
     library = "torchio"
-
-    def __init__(
-        self,
-        transform: Any,
-        keys: Any,
-        voxel_sizes: Mapping[ArrayKey, Any] | None = None,
-        dtypes: Mapping[ArrayKey, Any] | None = None,
-    ) -> None:
-        super().__init__(transform, keys, voxel_sizes, dtypes)
 
     def run(
         self,
