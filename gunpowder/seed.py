@@ -13,7 +13,7 @@ import inspect
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -180,6 +180,15 @@ class _TrainMeta(type):
         return torch_train is not None and isinstance(instance, torch_train.Train)
 
 
+class _SeedTrainContext(NamedTuple):
+    """The seed-era Train's prepare->process context: its inner nodes' contexts and where
+    the ground truth lies."""
+
+    affinities: Any
+    train: Any
+    gt_roi: Roi
+
+
 class Train(Node, metaclass=_TrainMeta):
     """Train `solver_parameters.net` on every batch: the seed-era (2017) `Train`.
 
@@ -323,7 +332,10 @@ class Train(Node, metaclass=_TrainMeta):
             self._train.teardown()
 
     # per batch --------------------------------------------------------------------------
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+    def prepare(
+        self, request: BatchRequest, rng: np.random.Generator
+    ) -> tuple[BatchRequest, _SeedTrainContext]:
+        """Add the targets the net needs to the request; remember the inner nodes' contexts."""
         raw, gt = ArrayKeys.RAW, ArrayKeys.GT_AFFINITIES
         if raw not in request:
             raise PipelineRequestError(
@@ -346,12 +358,11 @@ class Train(Node, metaclass=_TrainMeta):
         affinity_ctx = None
         if self._affinities is not None:
             upstream, affinity_ctx = self._affinities.prepare(upstream, rng)
-        return upstream, (affinity_ctx, train_ctx, inner[gt].roi)
+        return upstream, _SeedTrainContext(affinity_ctx, train_ctx, inner[gt].roi)
 
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        affinity_ctx, train_ctx, gt_roi = ctx
+    def process(self, batch: Batch, ctx: _SeedTrainContext) -> Batch:
         if self._affinities is not None:
-            batch = self._affinities.process(batch, affinity_ctx)
+            batch = self._affinities.process(batch, ctx.affinities)
         sp = self.solver_parameters
         with self._lock:
             done = self._train.iteration
@@ -363,8 +374,8 @@ class Train(Node, metaclass=_TrainMeta):
             lr = sp.learning_rate(done)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            self._loss.place(batch[ArrayKeys.RAW].spec, gt_roi)
-            batch = self._train.process(batch, train_ctx)
+            self._loss.place(batch[ArrayKeys.RAW].spec, ctx.gt_roi)
+            batch = self._train.process(batch, ctx.train)
         return batch
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,6 +84,14 @@ def shift_request(request: BatchRequest, shift: Coordinate) -> BatchRequest:
         if is_spatial(spec) and not spec.roi.unbounded:
             spec.roi = spec.roi.shift(shift)
     return shifted
+
+
+class LocationChoice(NamedTuple):
+    """What a location node chose in `prepare`: the shift applied to the request (None: the
+    request was not spatial) and the index of the location (None: none chosen)."""
+
+    shift: Coordinate | None
+    index: int | None
 
 
 def shift_batch(batch: Batch, offset: Coordinate, node: str) -> Batch:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ._graph_index import PointIndex
 from ._graph_support import point_index_for, read_point_index
 from ._location import (
     Fetch,
+    LocationChoice,
     add_nonspatial_key,
     fits,
     is_spatial,
@@ -172,11 +172,13 @@ class IterateLocations(SpecifiedLocation):
         centre = np.array(total.begin, np.float64) + np.array(total.shape, np.float64) / 2
         return Coordinate(np.floor((point - centre) / step_arr + 0.5).astype(np.int64)) * step
 
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
-        """The upstream request centred on the next node that lets it fit, and (shift, index)."""
+    def prepare(
+        self, request: BatchRequest, rng: np.random.Generator
+    ) -> tuple[BatchRequest, LocationChoice]:
+        """The upstream request centred on the next node that lets it fit, and that choice."""
         total = total_roi(request)
         if total is None:  # nothing spatial asked for: still visit the next node
-            return request, (None, self._next_index(rng))
+            return request, LocationChoice(None, self._next_index(rng))
         keys = [k for k, spec in request.items() if is_spatial(spec)]
         step = lcm_voxel_size(self.upstream_spec, keys, total.dims)
         skipped = set()
@@ -185,7 +187,7 @@ class IterateLocations(SpecifiedLocation):
             shift = self._shift(index, total, step)
             shifted = shift_request(request, shift)
             if fits(shifted, self.upstream_spec):
-                return shifted, (shift, index)
+                return shifted, LocationChoice(shift, index)
             skipped.add(int(self._ids[index]))
             logger.warning(
                 "%s: node %d at %s would take the request %s outside the upstream data; skipped",
@@ -209,7 +211,7 @@ class IterateLocations(SpecifiedLocation):
         if self.node_id is not None and self.node_id in request:
             assert self._ids is not None
             batch[self.node_id] = Array(
-                np.array([self._ids[ctx[1]]], dtype=np.int64),
+                np.array([self._ids[ctx.index]], dtype=np.int64),
                 ArraySpec(nonspatial=True, dtype=np.int64),
             )
         return batch

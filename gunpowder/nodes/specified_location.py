@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from ..batch import Batch
+from ..batch import Array, Batch
 from ..errors import PipelineRequestError
 from ..geometry import Coordinate
 from ..node import Node
 from ..spec import BatchRequest, ProviderSpec
 from ._location import (
+    LocationChoice,
     fits,
     is_spatial,
     lcm_voxel_size,
@@ -104,10 +105,13 @@ class SpecifiedLocation(Node):
             self._counter += 1
         return index
 
-    def prepare(self, request: BatchRequest, rng: np.random.Generator) -> tuple[Any, Any]:
+    def prepare(
+        self, request: BatchRequest, rng: np.random.Generator
+    ) -> tuple[BatchRequest, LocationChoice]:
+        """The request centred on the next location that fits upstream, and that choice."""
         total = total_roi(request)
         if total is None:
-            return request, (None, None)
+            return request, LocationChoice(None, None)
         keys = [k for k, s in request.items() if is_spatial(s)]
         step = lcm_voxel_size(self.upstream_spec, keys, total.dims)
         skipped = []
@@ -132,7 +136,7 @@ class SpecifiedLocation(Node):
             shift = Coordinate(steps) * step
             shifted = shift_request(request, shift)
             if fits(shifted, self.upstream_spec):
-                return shifted, (shift, index)
+                return shifted, LocationChoice(shift, index)
             skipped.append(tuple(location))
             logger.warning(
                 "%s: location %s would take the request %s outside the upstream data; skipped",
@@ -146,12 +150,14 @@ class SpecifiedLocation(Node):
             f"{_keys(request)} inside the upstream ROIs"
         )
 
-    def process(self, batch: Batch, ctx: Any) -> Batch:
-        shift, index = ctx
-        if shift is None:
+    def process(self, batch: Batch, ctx: LocationChoice) -> Batch:
+        if ctx.shift is None:
             return batch
-        batch = shift_batch(batch, -shift, self.name)
+        batch = shift_batch(batch, -ctx.shift, self.name)
         if self.extra_data is not None:
-            for array in batch.arrays.values():
-                array.attrs["specified_location_extra_data"] = self.extra_data[index]
+            # new attribute dicts: upstream's arrays (and their attrs) are not ours to change
+            extra = self.extra_data[ctx.index]
+            for key, array in list(batch.arrays.items()):
+                attrs = {**array.attrs, "specified_location_extra_data": extra}
+                batch[key] = Array(array.data, array.spec, attrs)
         return batch
