@@ -29,12 +29,12 @@ import numpy as np
 
 from .engine import derive_seed
 from .geometry import Coordinate, Roi
-from .nodes.hdf5like_write_base import open_or_create_zarr
+from .nodes.hdf5like_write_base import BLOCKWISE_DONE_GROUP, open_or_create_zarr
 from .nodes.scan import shifted
 from .pipeline import Composable, Pipeline, build
 from .spec import ArrayKey, BatchRequest, ProviderSpec
 
-DONE_GROUP = "gunpowder_done"
+DONE_GROUP = BLOCKWISE_DONE_GROUP
 
 # --------------------------------------------------------------------------------------------
 # the plan: which blocks exist, where each reads and writes

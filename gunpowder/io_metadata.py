@@ -3,7 +3,9 @@
 Two conventions: gunpowder's `resolution` / `offset` attributes on the array (world units,
 spatial axes only), and OME-NGFF `multiscales` metadata on the group holding the array
 (`axes` + per-dataset `coordinateTransformations`; v0.4 at the top level of the attributes,
-v0.5 under `"ome"`). Sources read both; writers reuse the writing helpers.
+v0.5 under `"ome"`). Sources read both; writers reuse the writing helpers, and write one
+image per group (`ome_ngff_image_attrs`), marked as gunpowder's so a writer can take its own
+entry away again (`has_own_multiscales`, `remove_multiscales`) but never touches others'.
 
 World units are nanometres: OME-NGFF scales and translations given in another length unit
 (e.g. micrometer) are converted to nanometres, and must come out as whole numbers.
@@ -273,6 +275,62 @@ def ome_ngff_multiscales(
 
 def _json_numbers(values: Sequence[float]) -> list[int | float]:
     return [int(v) if float(v).is_integer() else float(v) for v in values]
+
+
+#: the `metadata` of every `multiscales` entry gunpowder writes: it marks the entry as ours, so a
+#: writer may take it away again (a group that comes to hold a second array is no image)
+GUNPOWDER_NGFF_MARK: dict[str, str] = {"written_by": "gunpowder"}
+
+
+def ngff_version(zarr_format: int) -> str:
+    """The OME-NGFF version written into a zarr store of `zarr_format`: 0.4 (zarr 2), 0.5 (3)."""
+    if zarr_format == 2:
+        return "0.4"
+    if zarr_format == 3:
+        return "0.5"
+    raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+
+
+def ome_ngff_image_attrs(
+    datasets: Sequence[tuple[str, Sequence[int], Sequence[int]]],
+    ndim: int,
+    version: str,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The attributes making a group ONE OME-NGFF image of `datasets` [(path, vs, offset)].
+
+    One `multiscales` entry (marked with `GUNPOWDER_NGFF_MARK`); v0.4 at the top level of the
+    attributes (zarr 2), v0.5 under `"ome"` (zarr 3).
+    """
+    ms = ome_ngff_multiscales(datasets, ndim, name=name)
+    ms["metadata"] = dict(GUNPOWDER_NGFF_MARK)
+    if version == "0.4":
+        ms["version"] = "0.4"
+        return {"multiscales": [ms]}
+    if version == "0.5":
+        return {"ome": {"version": "0.5", "multiscales": [ms]}}
+    raise ValueError(f"OME-NGFF version must be '0.4' or '0.5', got {version!r}")
+
+
+def has_own_multiscales(attrs: Mapping[str, Any]) -> bool:
+    """Whether the group's `multiscales` exist and were all written by gunpowder (marked)."""
+    multiscales = find_multiscales(attrs)
+    return bool(multiscales) and all(
+        isinstance(ms, Mapping) and ms.get("metadata") == GUNPOWDER_NGFF_MARK for ms in multiscales
+    )
+
+
+def remove_multiscales(group_attrs: MutableMapping[str, Any]) -> None:
+    """Take the `multiscales` (v0.4 top level, v0.5 under "ome") off a group's attributes."""
+    if "multiscales" in group_attrs:
+        del group_attrs["multiscales"]
+    ome = group_attrs.get("ome")
+    if isinstance(ome, Mapping) and "multiscales" in ome:
+        rest = {k: v for k, v in ome.items() if k not in ("multiscales", "version")}
+        if rest:
+            group_attrs["ome"] = {"version": ome.get("version", "0.5"), **rest}
+        else:
+            del group_attrs["ome"]
 
 
 def write_ome_ngff_metadata(

@@ -6,6 +6,9 @@
 
 Blocks run on Dask (a LocalCluster of `--workers` processes, or the cluster at
 `--scheduler-address`), resume where a previous run stopped, and report failed blocks.
+The output array is written exactly at the path given; in a new container its parent group
+(here the root of pred.zarr) is an OME-NGFF image of it (0.4 for `--zarr-format 2`, the
+default; 0.5 for 3), which napari-ome-zarr and neuroglancer open in place.
 """
 
 from __future__ import annotations
@@ -230,6 +233,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-shape", type=int, nargs="+", help="output chunks (divide the block)")
     p.add_argument("--dtype", help="output dtype (default: the network's)")
     p.add_argument("--compression", default=None, help="gzip, zstd, blosc, lz4 or none")
+    p.add_argument(
+        "--zarr-format", type=int, choices=(2, 3), default=2,
+        help="format of a new output: 2 (OME-NGFF 0.4, default) or 3 (OME-NGFF 0.5)",
+    )  # fmt: skip
     p.add_argument("--scale", default="auto", help="input factor ('auto': uint to [0, 1])")
     p.add_argument("--device", help="torch device of the workers (default: cuda if available)")
     p.add_argument("--in-channels", type=int, default=1, help="input channels (for the probe)")
@@ -300,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers, scheduler_address=args.scheduler_address,
             max_in_flight=args.max_in_flight, retries=args.retries,
             dataset_dtypes={PREDICTION: args.dtype} if args.dtype else None,
-            compression_type=args.compression, progress=not args.no_progress,
+            compression_type=args.compression, zarr_format=args.zarr_format,
+            progress=not args.no_progress,
             dry_run=args.dry_run, overwrite=args.overwrite, plan=plan,
         )  # fmt: skip
     except BlockwiseInterrupted as e:

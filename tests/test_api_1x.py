@@ -522,9 +522,9 @@ def test_snapshot_and_profiling(sample, tmp_path):
     (name,) = [p.name for p in (tmp_path / "snapshots").iterdir()]
     assert name.endswith(".zarr") and name[: -len(".zarr")].isdigit()
     stored = zarr.open(str(tmp_path / "snapshots" / name), mode="r")
-    assert np.array_equal(stored["volumes/raw"][:], raw_data[:, 4:20, 8:24])
-    assert tuple(stored["volumes/raw"].attrs["offset"]) == (4, 8)
-    assert tuple(stored["volumes/raw"].attrs["resolution"]) == (1, 1)
+    assert np.array_equal(stored["volumes/raw/s0"][:], raw_data[:, 4:20, 8:24])
+    assert tuple(stored["volumes/raw/s0"].attrs["offset"]) == (4, 8)
+    assert tuple(stored["volumes/raw/s0"].attrs["resolution"]) == (1, 1)
 
 
 def test_scan_reports_progress_to_a_callback(sample):

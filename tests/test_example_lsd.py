@@ -63,7 +63,7 @@ def test_compare_runs_both_networks(lsd, tmp_path):
     snapshot = next((tmp_path / "mtlsd" / "snapshots").iterdir())
     import zarr
 
-    lsds = zarr.open_group(str(snapshot), mode="r")["volumes/labels/lsds"]
+    lsds = zarr.open_group(str(snapshot), mode="r")["volumes/labels/lsds/s0"]
     assert lsds.shape[0] == 10 and 0 <= float(np.min(lsds[...])) <= float(np.max(lsds[...])) <= 1
     assert json.loads((tmp_path / "summary.json").read_text())["iterations"] == 3
     table = compare.format_table(summary)

@@ -68,5 +68,5 @@ def test_snapshot_arrays_name_their_axes(tmp_path):
         p.request_batch(request)
     written = sorted(str(f) for f in tmp_path.rglob("*.zarr"))
     assert written, "Snapshot wrote no zarr"
-    array = zarr.open_array(f"{written[0]}/raw", mode="r")
+    array = zarr.open_array(f"{written[0]}/raw/s0", mode="r")
     assert array.attrs["_ARRAY_DIMENSIONS"] == ["c", "z", "y", "x"]

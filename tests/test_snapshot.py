@@ -9,7 +9,7 @@ import zarr
 
 from gunpowder.batch import Array, Batch
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.io_metadata import read_ome_ngff
+from gunpowder.io_metadata import find_multiscales, read_ome_ngff
 from gunpowder.nodes import Hdf5Source, Snapshot, ZarrSource
 from gunpowder.pipeline import FunctionNode, Source, build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
@@ -75,22 +75,67 @@ def test_zarr_snapshot_places_arrays_in_world_space(tmp_path):
     assert LABELS not in batch  # only requested for the snapshot
     root = zarr.open_group(str(tmp_path / "batch_17.zarr"), mode="r")
     assert root.attrs["loss"] == 0.25 and root.attrs["iteration"] == 17
+    assert find_multiscales(root["volumes"].attrs.asdict()) is None  # not an image itself
     for name, key in (("volumes/raw", RAW), ("volumes/pred_affs", AFFS)):
-        stored = root[name]
+        stored = root[f"{name}/s0"]  # each name is an image group holding its one scale
         np.testing.assert_array_equal(stored[...], batch[key].data)
         assert tuple(stored.attrs["resolution"]) == tuple(VOXEL)
         assert tuple(stored.attrs["offset"]) == tuple(batch[key].spec.roi.offset)
-        # OME-NGFF on the parent group says the same (what napari / neuroglancer read)
-        meta = read_ome_ngff(root["volumes"].attrs.asdict(), name.split("/")[-1], stored.ndim)
+        # OME-NGFF on the image group says the same (what napari / neuroglancer read)
+        assert len(find_multiscales(root[name].attrs.asdict())) == 1
+        meta = read_ome_ngff(root[name].attrs.asdict(), "s0", stored.ndim)
         assert meta.voxel_size == VOXEL and meta.offset == batch[key].spec.roi.offset
-    labels = root["volumes/labels/neuron_ids"]
+    labels = root["volumes/labels/neuron_ids/s0"]
     assert labels.dtype == np.uint32
     assert list(labels.attrs["value_range"]) == [int(labels[...].min()), int(labels[...].max())]
-    # a gunpowder source reads the snapshot back in place
-    source = ZarrSource(tmp_path / "batch_17.zarr", {AFFS: "volumes/pred_affs"})
+    # a gunpowder source reads the snapshot back in place (a name resolves to its s0)
+    source = ZarrSource(
+        tmp_path / "batch_17.zarr", {AFFS: "volumes/pred_affs", RAW: "volumes/raw/s0"}
+    )
     with build(source):
         assert source.spec[AFFS].roi == request()[AFFS].roi
         assert source.spec[AFFS].voxel_size == VOXEL
+        assert source.spec[RAW].roi == request()[RAW].roi
+        got = source.request_batch(request())
+    np.testing.assert_array_equal(got[AFFS].data, batch[AFFS].data)
+
+
+def test_zarr_snapshot_flat_layout_of_1x(tmp_path):
+    """ome_ngff=False: arrays at their names with resolution/offset, no multiscales (1.x)."""
+    snapshot = Snapshot(
+        {RAW: "volumes/raw", AFFS: "volumes/affs"},
+        output_dir=tmp_path,
+        output_filename="flat.zarr",
+        ome_ngff=False,
+    )
+    pipeline = Volume() + snapshot
+    with build(pipeline):
+        batch = pipeline.request_batch(request())
+    root = zarr.open_group(str(tmp_path / "flat.zarr"), mode="r")
+    for name, key in (("volumes/raw", RAW), ("volumes/affs", AFFS)):
+        assert isinstance(root[name], zarr.Array)
+        np.testing.assert_array_equal(root[name][...], batch[key].data)
+        assert tuple(root[name].attrs["offset"]) == tuple(batch[key].spec.roi.offset)
+    for group in (root, root["volumes"]):
+        assert find_multiscales(group.attrs.asdict()) is None
+    source = ZarrSource(tmp_path / "flat.zarr", {RAW: "volumes/raw"})
+    with build(source):
+        assert source.spec[RAW].roi == request()[RAW].roi
+
+
+@pytest.mark.parametrize(
+    "names, clash",
+    [({RAW: "raw", AFFS: "raw/s0"}, "its array"), ({RAW: "a", AFFS: "a/labels"}, "labels")],
+)
+def test_image_names_that_would_collide_are_refused(names, clash):
+    with pytest.raises(ValueError, match=f"Snapshot: dataset_names.*{clash}"):
+        Snapshot(names)
+    Snapshot(names, ome_ngff=False)  # plain arrays: no image groups to collide
+
+
+def test_zarr_format_must_be_2_or_3():
+    with pytest.raises(ValueError, match="zarr_format"):
+        Snapshot({RAW: "raw"}, zarr_format=4)
 
 
 def test_hdf5_snapshot_every_second_batch(tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gunpowder.batch import Array
 from gunpowder.errors import PipelineRequestError, PipelineSetupError
 from gunpowder.geometry import Coordinate, Roi
-from gunpowder.io_metadata import read_ome_ngff, read_spatial_metadata
+from gunpowder.io_metadata import find_multiscales, read_ome_ngff, read_spatial_metadata
 from gunpowder.nodes import ArraySource, Hdf5Source, Hdf5Write, Scan, ZarrSource, ZarrWrite
 from gunpowder.pipeline import build
 from gunpowder.spec import ArrayKey, ArraySpec, BatchRequest
@@ -121,8 +121,10 @@ def test_dtypes_and_several_datasets(tmp_path):
     assert root["raw"].dtype == np.float16 and root["seg/labels"].dtype == np.uint64
     np.testing.assert_array_equal(root["raw"][:], raw.data.astype(np.float16))
     np.testing.assert_array_equal(root["seg/labels"][:], labels.data)
-    ome = read_ome_ngff(root["seg"].attrs.asdict(), "labels", 3)
-    assert ome.voxel_size == Coordinate(4, 4, 4)
+    # no image groups: "labels" is reserved by OME-NGFF, and the root holds an array and a group
+    assert find_multiscales(root["seg"].attrs.asdict()) is None
+    assert find_multiscales(root.attrs.asdict()) is None
+    assert read_spatial_metadata(root["seg/labels"].attrs.asdict(), 3).voxel_size == (4, 4, 4)
 
 
 def test_existing_dataset_is_written_within_its_roi(tmp_path):

@@ -1,12 +1,19 @@
 """`ZarrWrite` and `Hdf5Write`: store the arrays passing through a pipeline in a file.
 
 A new dataset covers the whole ROI the upstream provides for its key, with the voxel size and
-offset written as gunpowder `resolution`/`offset` attributes (plus OME-NGFF `multiscales` on
-the parent group for zarr). It is created when its first batch arrives (then the number of
-channels is known). An existing dataset is written into as it is (gunpowder 1.x): its ROI
-comes from its shape and `resolution`/`offset` attributes, and each batch is written where it
-overlaps the dataset, so the upstream ROI may be larger or unbounded (e.g. after
-`Pad(raw, None)`, or a dataset prepared for a daisy run). Files are opened once per process.
+offset written as gunpowder `resolution`/`offset` attributes. It is created when its first
+batch arrives (then the number of channels is known). An existing dataset is written into as
+it is (gunpowder 1.x): its ROI comes from its shape and `resolution`/`offset` attributes, and
+each batch is written where it overlaps the dataset, so the upstream ROI may be larger or
+unbounded (e.g. after `Pad(raw, None)`, or a dataset prepared for a daisy run). Files are
+opened once per process.
+
+zarr arrays stay exactly at the paths named (1.x; daisy and funlib.persistence read them as
+arrays) and name their axes (`dimension_names` / `_ARRAY_DIMENSIONS`). OME-NGFF (0.4 in zarr
+2, 0.5 in zarr 3): a parent group the writer created that holds just the one array it wrote
+becomes a single-image group (`multiscales` listing that array); once a second array (or
+group) is written into it, that entry is taken away again, so no group ever lists two images.
+Nothing is ever written onto arrays or groups the writer did not create.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ from ..geometry import Coordinate, Roi
 from ..io_metadata import (
     axis_names,
     find_multiscales,
-    ome_ngff_multiscales,
+    has_own_multiscales,
+    ngff_version,
+    ome_ngff_image_attrs,
     read_gunpowder_attrs,
+    remove_multiscales,
     write_spatial_metadata,
 )
 from ..node import Node
@@ -106,21 +116,64 @@ def _split(dataset: str) -> tuple[str, str]:
     return parent, name
 
 
-def write_ome_ngff_entry(
-    group_attrs: Any, name: str, voxel_size: Coordinate, offset: Coordinate, ndim: int, version: str
+#: the group in a container where `run_blockwise` keeps its done markers (ours, not an image)
+BLOCKWISE_DONE_GROUP = "gunpowder_done"
+
+
+def _single_array(group: Any) -> str | None:
+    """The name of the one array `group` holds if it holds nothing else (the blockwise done
+    markers aside) and that name is not `labels` (reserved by OME-NGFF); else None."""
+    import zarr
+
+    arrays, others = [], []
+    for name, member in group.members():
+        if isinstance(member, zarr.Array):
+            arrays.append(name)
+        elif name != BLOCKWISE_DONE_GROUP:
+            others.append(name)
+    if len(arrays) == 1 and not others and arrays[0] != "labels":
+        return arrays[0]
+    return None
+
+
+def _made_by_blockwise(group: Any) -> bool:
+    """A group whose only members are blockwise done markers, without attributes: the root
+    `run_blockwise` created before its first block (so the writer's own)."""
+    names = [name for name, _ in group.members()]
+    return names == [BLOCKWISE_DONE_GROUP] and not group.attrs.asdict()
+
+
+def update_ngff_images(
+    root: Any,
+    dataset: str,
+    voxel_size: Coordinate,
+    offset: Coordinate,
+    ndim: int,
+    parent_is_ours: bool,
 ) -> None:
-    """Add (or replace) the `multiscales` entry of dataset `name` on its parent group."""
-    entry = ome_ngff_multiscales([(name, voxel_size, offset)], ndim, name=name)
-    current = [
-        ms
-        for ms in find_multiscales(group_attrs.asdict()) or []
-        if ms.get("name") != name and not any(d.get("path") == name for d in ms.get("datasets", ()))
-    ]
-    if version == "0.4":
-        entry["version"] = "0.4"
-        group_attrs["multiscales"] = current + [entry]
-    else:
-        group_attrs["ome"] = {"version": "0.5", "multiscales": current + [entry]}
+    """OME-NGFF after the array `dataset` was created under `root`: its parent becomes a
+    single-image group if the writer created it (`parent_is_ours`, or it carries our own
+    `multiscales`) and holds only that array; an ancestor whose `multiscales` we wrote but that
+    now holds more loses them. Foreign metadata and groups are never touched."""
+    version = ngff_version(root.metadata.zarr_format)
+    parts = [p for p in dataset.strip("/").split("/") if p]
+    parent_path, leaf = "/".join(parts[:-1]), parts[-1]
+    for depth in range(len(parts) - 1):
+        path = "/".join(parts[:depth])
+        group = root[path] if path else root
+        if path != parent_path and has_own_multiscales(group.attrs.asdict()):
+            remove_multiscales(group.attrs)
+    parent = root[parent_path] if parent_path else root
+    attrs = parent.attrs.asdict()
+    own = has_own_multiscales(attrs)
+    if find_multiscales(attrs) is not None and not own:
+        return  # someone else's image metadata
+    if not (parent_is_ours or own):
+        return
+    if _single_array(parent) == leaf:
+        parent.attrs.update(ome_ngff_image_attrs([(leaf, voxel_size, offset)], ndim, version))
+    elif own:
+        remove_multiscales(parent.attrs)
 
 
 def _existing(
@@ -160,14 +213,14 @@ def open_or_create_zarr(
     zarr_format: int = 2,
 ) -> Any:
     """The zarr array `dataset` in `container` (a path or zarr store) covering `roi`: opened
-    if it exists (and matches exactly), else created with `resolution`/`offset` attributes
-    and OME-NGFF metadata."""
+    if it exists (and matches exactly), else created (see `create_zarr_dataset`)."""
+    root_is_new = not container_exists(container)
     root = open_zarr_root(container, zarr_format)
     existing = _existing(root, dataset, f"{_name(container)}/{dataset}", roi, voxel_size, channels)
     if existing is not None:
         return existing
     return create_zarr_dataset(
-        root, dataset, roi, voxel_size, channels, dtype, chunks, compression_type
+        root, dataset, roi, voxel_size, channels, dtype, chunks, compression_type, root_is_new
     )
 
 
@@ -180,6 +233,15 @@ def open_zarr_root(container: Any, zarr_format: int = 2) -> Any:
     return zarr.open_group(container, mode="a", zarr_format=zarr_format)
 
 
+def _parent_is_ours(root: Any, dataset: str, root_is_new: bool) -> bool:
+    """Whether the parent group of `dataset` (not created yet) is the writer's own: missing
+    (it is created with the array), the new root, or a root that only blockwise has used."""
+    parent_path, _ = _split(dataset)
+    if parent_path:
+        return parent_path not in root
+    return root_is_new or _made_by_blockwise(root)
+
+
 def create_zarr_dataset(
     root: Any,
     dataset: str,
@@ -189,11 +251,17 @@ def create_zarr_dataset(
     dtype: Any,
     chunks: tuple[int, ...],
     compression_type: Any = None,
+    root_is_new: bool = False,
 ) -> Any:
-    """A new zarr array `dataset` under `root` covering `roi`, with spatial metadata."""
+    """A new zarr array `dataset` under `root` covering `roi`: named axes, `resolution` /
+    `offset`, and OME-NGFF on its parent where the writer owns it (see `update_ngff_images`).
+
+    `root_is_new`: the caller has just created `root` (so it is the writer's own).
+    """
     zarr_format = root.metadata.zarr_format
     shape, chunks = _layout(roi, voxel_size, channels, chunks)
     names = axis_names(len(shape), voxel_size.dims)
+    parent_is_ours = _parent_is_ours(root, dataset, root_is_new)
     array = root.create_array(
         dataset,
         shape=shape,
@@ -206,11 +274,18 @@ def create_zarr_dataset(
     if zarr_format == 2:
         array.attrs["_ARRAY_DIMENSIONS"] = names  # xarray's convention for zarr 2
     write_spatial_metadata(array.attrs, voxel_size, roi.offset)
-    parent, name = _split(dataset)
-    group = root[parent] if parent else root
-    version = "0.4" if zarr_format == 2 else "0.5"
-    write_ome_ngff_entry(group.attrs, name, voxel_size, roi.offset, len(shape), version)
+    update_ngff_images(root, dataset, voxel_size, roi.offset, len(shape), parent_is_ours)
     return array
+
+
+def container_exists(container: Any) -> bool:
+    """Whether `container` (a path or zarr store) holds a zarr group or array already."""
+    if isinstance(container, (str, os.PathLike)):
+        path = os.fspath(container)
+        return any(
+            os.path.exists(os.path.join(path, f)) for f in ("zarr.json", ".zgroup", ".zarray")
+        )
+    return _existing_format(container, 0) != 0
 
 
 def open_for_writing(

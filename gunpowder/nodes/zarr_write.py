@@ -4,7 +4,13 @@ import os
 from typing import Any
 
 from ..spec import ArrayKey
-from .hdf5like_write_base import _Write, create_zarr_dataset, open_for_writing, open_zarr_root
+from .hdf5like_write_base import (
+    _Write,
+    container_exists,
+    create_zarr_dataset,
+    open_for_writing,
+    open_zarr_root,
+)
 
 
 def _is_n5_path(path: Any) -> bool:
@@ -18,6 +24,14 @@ class ZarrWrite(_Write):
     `dataset_dtypes` maps ArrayKey → dtype to cast to. New containers use `zarr_format` 2
     (OME-NGFF 0.4 metadata) unless 3 (OME-NGFF 0.5) is given. A container whose name ends in
     `.n5` is written as N5 (an `N5Write`), as gunpowder 1.x did through zarr 2's N5 store.
+
+    Arrays are written exactly at the paths named (gunpowder 1.x), with `resolution`/`offset`
+    attributes and named axes (`dimension_names` in zarr 3, `_ARRAY_DIMENSIONS` in zarr 2). A
+    parent group the writer created that holds only the one array becomes an OME-NGFF image
+    group (`multiscales` listing that array: `{pred: "pred"}` makes the container's root an
+    image viewers open); when a second array is written into it, that entry is removed
+    again, so a group never lists two images. Arrays and groups the writer did not create
+    are never given attributes.
 
     Batches pass through unchanged. An existing container is appended to (its format kept).
     An existing dataset is written into as it is (gunpowder 1.x): its ROI is its shape at
@@ -116,12 +130,14 @@ class ZarrWrite(_Write):
         return dataset.strip("/") in root
 
     def _open_dataset(self, dataset, total, voxel_size, channels, dtype, chunks) -> Any:
+        root_is_new = not container_exists(self._container())
         root = open_zarr_root(self._container(), self.zarr_format)
 
         def create() -> Any:
             return create_zarr_dataset(
-                root, dataset, total, voxel_size, channels, dtype, chunks, self.compression_type
-            )
+                root, dataset, total, voxel_size, channels, dtype, chunks,
+                self.compression_type, root_is_new,
+            )  # fmt: skip
 
         where = f"{self.location()}/{dataset}"
         return open_for_writing(root, dataset, where, total, voxel_size, channels, create)
