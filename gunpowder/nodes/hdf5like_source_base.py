@@ -31,6 +31,7 @@ from ..io_metadata import (
 )
 from ..node import Source
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
+from ._row_reads import ROW_CALL_SECONDS, read_rows
 
 Reader = Callable[[tuple], np.ndarray]
 
@@ -567,9 +568,11 @@ _CALL_SECONDS = 2e-6
 _BYTE_SECONDS = 1 / 5e9
 
 
-def _read_level(ranges: list[range], strides: tuple[int, ...], itemsize: int) -> tuple[int, int]:
-    """The number L of outer axes to loop over (one read per index of them) and the bytes one
-    read spans (the other axes): the L with the least estimated time."""
+def _read_level(
+    ranges: list[range], strides: tuple[int, ...], itemsize: int
+) -> tuple[int, int, float]:
+    """The number L of outer axes to loop over (one read per index of them), the bytes one
+    read spans (the other axes) and the estimated seconds: the L with the least of them."""
     best: tuple[float, int, int] | None = None
     calls = 1
     for level in range(len(ranges) + 1):
@@ -582,7 +585,17 @@ def _read_level(ranges: list[range], strides: tuple[int, ...], itemsize: int) ->
         if best is None or cost < best[0]:
             best = (cost, level, span)
     assert best is not None
-    return best[1], best[2]
+    return best[1], best[2], best[0]
+
+
+def _rows_are_cheaper(ranges: list[range], itemsize: int, sections_seconds: float) -> bool:
+    """Whether reading row by row from the compiled loop beats the best split of Python
+    reads: the innermost axis must be contiguous (step 1)."""
+    if len(ranges) < 2 or ranges[-1].step != 1:
+        return False
+    rows = int(np.prod([len(r) for r in ranges[:-1]], dtype=np.int64))
+    row_bytes = len(ranges[-1]) * itemsize
+    return rows * (ROW_CALL_SECONDS + row_bytes * _BYTE_SECONDS) < sections_seconds
 
 
 # A read during which the file changed (size or modification time) is repeated this often.
@@ -622,9 +635,10 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
 
     Not a memory map: a map of a file that another process truncates kills the reader with
     SIGBUS, while a read of a shrunk file merely comes back short, which is reported as an
-    `OSError` naming the file. Each read spans the bytes of the inner axes for one index of
-    the outer ones (the split that the cost model finds fastest); what lies between the
-    requested rows goes to a scratch buffer and only the requested voxels are copied out.
+    `OSError` naming the file. Either each read spans the bytes of the inner axes for one
+    index of the outer ones (what lies between the requested rows goes to a scratch buffer,
+    and only the requested voxels are copied out), or every row is read on its own from a
+    compiled loop (`_row_reads`): whichever the cost model finds faster.
     """
     dtype = np.dtype(dtype)
     itemsize = dtype.itemsize
@@ -633,15 +647,53 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
     )
     end_of_data = offset + int(np.prod(shape, dtype=np.int64)) * itemsize
 
+    def row_starts(ranges: list[range]) -> np.ndarray:
+        """The byte position of every row (the innermost axis) that `ranges` select."""
+        starts = np.full((), offset + ranges[-1].start * itemsize, dtype=np.int64)
+        for r, st in zip(ranges[:-1], strides[:-1]):
+            starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
+        return starts.reshape(-1)
+
+    def _read_by_rows(ranges: list[range], out: np.ndarray) -> np.ndarray | None:
+        starts = row_starts(ranges)
+        fd = os.open(filename, os.O_RDONLY)
+        try:
+            for _ in range(_READ_TRIES):
+                before = _stamp(fd)
+                done = read_rows(fd, out, starts)
+                if done is None:
+                    return None
+                if done != len(starts):
+                    raise OSError(
+                        f"{filename!r} shrank while being read: it has "
+                        f"{os.fstat(fd).st_size} bytes, the dataset's data ends at byte "
+                        f"{end_of_data} (the file was truncated or is being rewritten by "
+                        "another process)"
+                    )
+                if _stamp(fd) == before:
+                    return out
+            raise OSError(
+                f"{filename!r} kept changing while being read ({_READ_TRIES} tries): another "
+                "process is writing to it"
+            )
+        finally:
+            os.close(fd)
+
     def read_contiguous(index: tuple) -> np.ndarray:
         ranges = [range(*s.indices(n)) for s, n in zip(index, shape)]
         out = np.empty(tuple(len(r) for r in ranges), dtype=dtype)
         if out.size == 0:
             return out
-        level, span = _read_level(ranges, strides, itemsize)
+        level, span, seconds = _read_level(ranges, strides, itemsize)
         inner_shape = out.shape[level:]
         inner_strides = tuple(r.step * st for r, st in zip(ranges[level:], strides[level:]))
         direct = span == int(np.prod(inner_shape, dtype=np.int64)) * itemsize
+        if not direct:  # the copy out of the scratch buffer
+            seconds += out.nbytes * _BYTE_SECONDS
+        if _rows_are_cheaper(ranges, itemsize, seconds):
+            by_rows = _read_by_rows(ranges, out)
+            if by_rows is not None:
+                return by_rows
         scratch = None if direct else np.empty(span, dtype=np.uint8)
         view = (
             None
