@@ -3,7 +3,7 @@ gunpowder 1.5, printed as a table (batches/s, time to first batch, peak memory o
 
     python -m benchmarks [--workers 0 1 2] [--elastic both|yes|no] [--iterations 40]
                          [--rounds 1] [--peer] [--steady] [--machine] [--json FILE]
-                         [--compare -- ARGS...]
+                         [--load N] [--compare -- ARGS...]
 
 `--peer` runs the same workload on gunpowder 1.5 from the peer venv
 (~/.cache/gunpowder-bench/peer-venv, made by ../shared/bench/compare.sh), alternating with
@@ -11,16 +11,20 @@ ours in every round; each figure is the median over rounds. `--steady` measures 
 after a warm-up, wall time and CPU time of all processes per batch: CPU time does not depend
 on the machine's load, and W * cpu(0 workers) / cpu(W workers) is the speed-up W idle cores
 can give. `--machine` prints how two processes scale here (a Python loop, memory copies).
-`--compare -- ARGS` only runs ../shared/bench/compare.sh with ARGS and exits.
+`--compare -- ARGS` only runs ../shared/bench/compare.sh with ARGS and exits. `--load N`
+keeps N other processes busy (a pure Python loop each, one core's worth) for the whole run,
+to measure both libraries on a machine that other jobs share.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,22 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def busy_processes(n: int) -> Iterator[list[subprocess.Popen]]:
+    """`n` processes spinning a Python loop (each loads one core) while the block runs."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -77,8 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         "--machine", action="store_true", help="2-process scaling of a loop and of memory copies"
     )
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
+    ap.add_argument(
+        "--load", type=int, default=0, help="keep this many other processes busy meanwhile"
+    )
     ap.add_argument("--compare", nargs=argparse.REMAINDER, help="run compare.sh with these args")
     args = ap.parse_args(argv)
+    with busy_processes(args.load):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
 
     if args.machine:
         for _ in range(args.rounds):
