@@ -13,6 +13,8 @@ $(STAMP): setup.cfg pyproject.toml
 	# the CPU build of torch first, so pip never pulls a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test,torch]"
+	# compile the numba kernels into their on-disk cache, so no first batch pays for it
+	$(PY) -m gunpowder.warmup -q
 	touch $(STAMP)
 
 demo: $(STAMP)

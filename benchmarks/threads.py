@@ -19,6 +19,8 @@ import sys
 CHILD = r"""
 import json, os, statistics, sys, time
 configured, workers, iterations = sys.argv[1] == "1", int(sys.argv[2]), int(sys.argv[3])
+if not configured:  # torch first: importing gunpowder would set OMP_WAIT_POLICY=PASSIVE
+    import torch
 import numpy as np
 import gunpowder as gp
 from gunpowder.threads import configure_main_threads

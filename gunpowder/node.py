@@ -21,8 +21,8 @@ class Node(Composable):
     `drives_upstream = True` and implements `serve(request, rng, fetch)` instead of
     prepare/process: `fetch(upstream_request, index=0)` runs the `index`-th upstream (seeded
     from the upstream request's own `random_seed` if set, else the current seed). The engine
-    also sets `self.upstream_pipelines` (the upstream `Pipeline`s) at setup, for nodes that run
-    their upstream elsewhere (worker processes).
+    also sets `self.upstream_pipelines` (the upstream `Pipeline`s) before `setup`, for nodes
+    that run their upstream elsewhere (worker processes) or look at it to size themselves.
 
     Exported as `gp.PipelineNode` (`gp.Node` is the graph node, as in 1.x). Draw all random
     numbers in `prepare` from its `rng` and hand them to `process` in the context; keep no

@@ -177,6 +177,9 @@ class Pipeline(Composable):
             if not self.upstream:
                 raise PipelineSetupError(f"{node.name} needs at least one upstream provider")
             upstream_spec = [u.node.spec.copy() for u in self.upstream]
+        # before setup: a node may look upstream there (Train sizes torch's threads by the
+        # workers of a PreCache above it)
+        node.upstream_pipelines = self.upstream
         try:
             spec = node.setup(upstream_spec)
         except GunpowderError as e:
@@ -192,7 +195,6 @@ class Pipeline(Composable):
                 f"{node.name}: setup must return a ProviderSpec, got {type(spec).__name__}"
             )
         node.upstream_spec = upstream_spec
-        node.upstream_pipelines = self.upstream
         node.spec = spec
         done.append(self)
 

@@ -7,14 +7,21 @@ wait for each other (oversubscription, and OpenMP threads that spin while waitin
 - each worker process limits itself to `GUNPOWDER_WORKER_THREADS` threads (default 1) at
   start-up (`limit_threads`, called by the worker pool; `PreCache(worker_threads=...)`);
 - the main process (the training loop) calls `configure_main_threads()` once: torch's
-  intra-op threads get the cores left to it, and OpenMP threads sleep when idle instead of
-  spinning (`OMP_WAIT_POLICY=PASSIVE`, as `make demo` sets), so workers are not starved.
+  intra-op threads get the cores left to it, so workers are not starved;
+- OpenMP threads sleep when idle instead of spinning (`OMP_WAIT_POLICY=PASSIVE`, as
+  `make demo` sets). OpenMP reads the variable once, when its runtime is loaded (torch loads
+  it at import), so importing gunpowder sets it, unless the user has set it: a training
+  script then runs as fast without environment variables as the demo (unset, idle torch
+  threads spin and made the demo's training loop 3x slower on a busy 2-core machine).
+  Where torch was imported before gunpowder, it is too late; `configure_main_threads` then
+  warns once, saying what to set.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 WORKER_THREADS_ENV = "GUNPOWDER_WORKER_THREADS"
@@ -31,6 +38,40 @@ THREAD_ENV_VARS = (
 
 _main_configured: int | None = None
 _keep: list[Any] = []  # threadpoolctl limiters stay active for the life of the process
+
+
+class ThreadsWarning(RuntimeWarning):
+    """A thread setting gunpowder could not apply (it says what to set instead)."""
+
+
+def _apply_wait_policy() -> str:
+    """Set `OMP_WAIT_POLICY=PASSIVE` unless set; how it stands for torch's OpenMP runtime:
+    "user" (the user chose a policy), "applied" (set before torch loaded its runtime) or
+    "late" (torch, and so its OpenMP runtime, was loaded before: the runtime spins)."""
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return "user"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # for runtimes loaded from now on
+    return "late" if "torch" in sys.modules else "applied"
+
+
+#: how `OMP_WAIT_POLICY` stood when gunpowder was imported (see `_apply_wait_policy`)
+WAIT_POLICY_STATE = _apply_wait_policy()
+_warned_late = False
+
+
+def _warn_wait_policy_late(threads: int) -> None:
+    global _warned_late
+    if WAIT_POLICY_STATE != "late" or _warned_late or threads < 2:
+        return  # with one intra-op thread there is no OpenMP team to spin
+    _warned_late = True
+    warnings.warn(
+        "gunpowder: torch was imported before gunpowder, with OMP_WAIT_POLICY unset, so "
+        "torch's idle OpenMP threads spin and can slow training several times on a busy "
+        "machine. Set OMP_WAIT_POLICY=PASSIVE in the environment (or import gunpowder "
+        "before torch).",
+        ThreadsWarning,
+        stacklevel=3,
+    )
 
 
 def available_cores() -> int:
@@ -115,8 +156,8 @@ def configure_main_threads(threads: int | None = None, workers: int = 0) -> int:
     """Size torch's intra-op thread pool for the main process, once; the number chosen.
 
     Default: the available cores minus `workers` (the PreCache workers, one core each), at
-    least 1. Sets `OMP_WAIT_POLICY=PASSIVE` unless set (effective only if torch's OpenMP
-    runtime has not started yet, so call this early: before the first torch operation).
+    least 1. Warns once (`ThreadsWarning`) if torch's OpenMP threads spin because torch was
+    imported before gunpowder without `OMP_WAIT_POLICY` set (see the module docstring).
     A later call with other arguments changes the number again; a repeated call is free.
     """
     global _main_configured
@@ -124,7 +165,7 @@ def configure_main_threads(threads: int | None = None, workers: int = 0) -> int:
     n = max(1, int(n))
     if _main_configured == n:
         return n
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _warn_wait_policy_late(n)
     torch = sys.modules.get("torch")
     if torch is None:
         try:
@@ -138,7 +179,9 @@ def configure_main_threads(threads: int | None = None, workers: int = 0) -> int:
 
 
 __all__ = [
+    "WAIT_POLICY_STATE",
     "WORKER_THREADS_ENV",
+    "ThreadsWarning",
     "available_cores",
     "configure_main_threads",
     "limit_threads",

@@ -5,6 +5,10 @@ numba's `cache=True` fails at import ("cannot cache function ... no locator avai
 Before the first kernel is compiled, this module picks the first writable place among
 NUMBA_CACHE_DIR, the package folder, the user cache folder and the temporary folder, and
 compiles without a cache when none is writable.
+
+numba compiles a kernel at its first call (about ten seconds for the warp and intensity
+kernels together); `python -m gunpowder.warmup` (gunpowder/warmup.py) fills this cache after
+installing, so that no training run pays it at its first batch.
 """
 
 from __future__ import annotations
