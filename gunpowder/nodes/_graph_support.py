@@ -100,7 +100,8 @@ def pad_roi(roi: Roi, size: Coordinate | None) -> Roi:
     """`roi` grown by `size` (world units) on each side; an axis whose size (or `roi`'s
     begin) is None becomes unbounded, and so does every axis when `size` is None."""
     size = Coordinate((None,) * roi.dims) if size is None else Coordinate(size)
-    begin, shape = [], []
+    begin: list[int | None] = []
+    shape: list[int | None] = []
     for b, s, p in zip(roi.begin, roi.shape, size):
         if b is None or p is None:
             begin.append(None)

@@ -146,9 +146,9 @@ def placement_range(
             )
         if a is None and b is None:
             a = b = 0
-        elif a is None:
+        elif a is None and b is not None:
             a = b = min(0, b)
-        elif b is None:
+        elif b is None and a is not None:
             a = b = max(0, a)
         k_lo[d], k_hi[d] = a, b
     return k_lo, k_hi

@@ -120,8 +120,9 @@ class ArraySource(Source):
         world, spec = self._world, self._spec
         vs = spec.voxel_size
         begin = (roi.offset - spec.roi.offset) / vs
-        index = (Ellipsis,) + tuple(
-            slice(int(b), int(b) + int(s)) for b, s in zip(begin, roi.shape / vs)
+        index: tuple[Any, ...] = (
+            Ellipsis,
+            *(slice(int(b), int(b) + int(s)) for b, s in zip(begin, roi.shape / vs)),
         )
         data = np.array(world.data[index], copy=True)
         return Array(data, spec.replace(roi=roi))

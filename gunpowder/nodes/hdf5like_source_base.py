@@ -618,7 +618,7 @@ def _path_stamp(path: str) -> tuple[int, int, int] | None:
 
 def _read_fully(fd: int, buffer: np.ndarray, at: int) -> int:
     """Fill `buffer` from byte `at` of `fd`; the bytes read (fewer only at the end of file)."""
-    got = os.preadv(fd, [buffer], at)
+    got = os.preadv(fd, [memoryview(buffer)], at)
     if got == buffer.nbytes or got == 0:
         return got
     view = memoryview(buffer).cast("B")  # a read stops early only past ~2 GiB or at EOF

@@ -79,7 +79,7 @@ class RandomProvider(MultiNode):
         upstream = request.copy()
         if self.random_provider_key is not None and self.random_provider_key in upstream:
             del upstream[self.random_provider_key]
-        requests: list[BatchRequest | None] = [None] * len(self.p)
+        requests: list[Any] = [None] * len(self.p)
         requests[index] = upstream
         return requests, index
 

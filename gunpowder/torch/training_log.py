@@ -32,8 +32,8 @@ class TrainingLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
-                SummaryWriter = None  # noqa: N806
-            if SummaryWriter is not None:
+                pass
+            else:
                 self._tb = SummaryWriter(os.fspath(tensorboard_dir))
 
     @property

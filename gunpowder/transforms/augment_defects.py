@@ -99,8 +99,8 @@ def shift_sections(
         out_shape[a] = int(n)
     out = np.empty(out_shape, dtype=data.dtype)
     for s in range(data.shape[ax]):
-        src = [slice(None)] * data.ndim
-        dst = [slice(None)] * data.ndim
+        src: list[Any] = [slice(None)] * data.ndim
+        dst: list[Any] = [slice(None)] * data.ndim
         src[ax] = dst[ax] = s
         for a, o, n in zip(plane_axes, offsets[s], shape):
             src[a] = slice(int(o), int(o) + int(n))

@@ -245,7 +245,7 @@ def grow_boundary(
 # balancing
 
 
-def _slabs(shape: Sequence[int], slab: Sequence[int] | None) -> list[tuple[slice, ...]]:
+def _slabs(shape: Sequence[int], slab: Sequence[int] | None) -> list[tuple[Any, ...]]:
     """The index of each slab: blocks of shape `slab` (-1 or None = the whole axis)."""
     if slab is None:
         return [(Ellipsis,)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -345,8 +346,8 @@ def _normalise(
     out = np.empty((len(channels),) + shape, dtype=_DTYPE)
     n_mean, n_var = dims, 2 * dims
     pairs = [(i, j) for i in range(dims) for j in range(i + 1, dims)]
-    mean = [None] * dims
-    var = [None] * dims
+    mean: list[Any] = [None] * dims
+    var: list[Any] = [None] * dims
     if any(c < n_var + len(pairs) for c in channels):
         for i in range(dims):
             if unit(i) in m:

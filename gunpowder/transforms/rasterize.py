@@ -198,8 +198,7 @@ def rasterize(
     shape = np.array(grid.shape)
 
     def paint(a, b, d2, value, labels) -> None:
-        region = (slice(int(a[i]), int(b[i])) for i in range(dims))
-        region = tuple(region)
+        region = tuple(slice(int(a[i]), int(b[i])) for i in range(dims))
         if peak:
             covered = d2 <= PEAK_TRUNCATE**2
             values = np.where(covered, np.exp(-0.5 * d2), 0.0)
