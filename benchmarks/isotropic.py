@@ -9,15 +9,25 @@ AddAffinities (long-range neighbourhood). Raw 84x268x268 voxels, labels/affiniti
 The data (a 192x512x512 volume: smooth noise for raw, a Voronoi-like labelling, a blob mask)
 is generated into a temporary directory and deleted afterwards (`--keep DIR` keeps it).
 Reports the first batch (from before `build`) and the median per-batch time after warm-up,
-with rotation and without. Written against the 1.x API (gunpowder 1.5 could run it
-unchanged, with its DeformAugment).
+with rotation and without. Written against the 1.x API: `--peer [PYTHON]` runs the same
+workload on gunpowder 1.5 (default: the peer venv ~/.cache/gunpowder-bench/peer-venv, made
+by ../shared/bench/compare.sh) beside ours, each run a fresh process, ours and the peer's
+alternating in every round, and prints both medians and the ratio. The data is generated
+once (by this interpreter) and read by both. `--profile` adds the median time per node.
+
+    python -m benchmarks.isotropic [--iterations 10] [--rounds 2] [--peer [PYTHON]]
+                                   [--keep DIR] [--profile] [--no-rotate | --only-rotate]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 SHAPE = (192, 512, 512)
+PEER_PYTHON = Path.home() / ".cache" / "gunpowder-bench" / "peer-venv" / "bin" / "python"
 VS = 8
 NEIGHBORHOOD = [
     [1, 0, 0],
@@ -84,29 +95,75 @@ def build_pipeline(path: Path, rotate: bool):
     p += gp.SimpleAugment()
     p += gp.NoiseAugment(raw, var=0.01)
     p += gp.AddAffinities(NEIGHBORHOOD, labels, affs)
-    request = gp.BatchRequest()
-    request.add(raw, gp.Coordinate(84, 268, 268) * VS)
-    out = gp.Coordinate(56, 56, 56) * VS
-    context = (gp.Coordinate(84, 268, 268) * VS - out) / 2
-    request[labels] = gp.ArraySpec(roi=gp.Roi(context, out))
-    request[affs] = gp.ArraySpec(roi=gp.Roi(context, out))
-    request[mask] = gp.ArraySpec(roi=gp.Roi(context, out))  # locations by the labelled part
+
+    def request(seed: int):
+        """The request for batch `seed` (1.x has no `with_seed`: a new request each time)."""
+        r = gp.BatchRequest(random_seed=seed)
+        r.add(raw, gp.Coordinate(84, 268, 268) * VS)
+        out = gp.Coordinate(56, 56, 56) * VS
+        context = (gp.Coordinate(84, 268, 268) * VS - out) / 2
+        r[labels] = gp.ArraySpec(roi=gp.Roi(context, out))
+        r[affs] = gp.ArraySpec(roi=gp.Roi(context, out))
+        r[mask] = gp.ArraySpec(roi=gp.Roi(context, out))  # locations by the labelled part
+        return r
+
     return gp, p, request
 
 
-def run(path: Path, rotate: bool, iterations: int, warmup: int) -> dict:
+def _node_times(stats, totals: dict[str, list[float]]) -> None:
+    """Append this batch's seconds per (node, phase) of `stats` (1.x's ProfilingStats API)."""
+    for (node, phase), summary in stats.get_timing_summaries().items():
+        times = summary.times() if callable(summary.times) else summary.times  # 1.x: a list
+        totals.setdefault(f"{node} {phase}", []).append(sum(times))
+
+
+def run(path: Path, rotate: bool, iterations: int, warmup: int, profile: bool = False) -> dict:
+    """Build the pipeline and time `warmup + iterations` batches (seeds 0, 1, ...)."""
     t0 = time.perf_counter()
     gp, p, request = build_pipeline(path, rotate)
     times = []
+    nodes: dict[str, list[float]] = {}
     with gp.build(p):
         for i in range(warmup + iterations):
             t = time.perf_counter()
-            p.request_batch(request.with_seed(i))
+            batch = p.request_batch(request(i))
             times.append(time.perf_counter() - t)
             if i == 0:
                 first = time.perf_counter() - t0
+            if profile and i >= warmup:
+                _node_times(batch.profiling_stats, nodes)
     steady = times[warmup:]
-    return {"first_s": first, "median_s": statistics.median(steady), "min_s": min(steady)}
+    result = {"first_s": first, "median_s": statistics.median(steady), "min_s": min(steady)}
+    if profile:
+        result["nodes_ms"] = {k: 1e3 * statistics.median(v) for k, v in nodes.items()}
+    return result
+
+
+def _run_in(python: str, path: Path, rotate: bool, args: argparse.Namespace) -> dict:
+    """`run` in a fresh process of `python` (whose gunpowder it imports: started from this
+    folder, so never this checkout's unless that interpreter has it installed)."""
+    job = {"path": str(path), "rotate": rotate, "iterations": args.iterations}
+    job.update(warmup=args.warmup, profile=args.profile)
+    cmd = [python, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parent)
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _print_nodes(label: str, runs: list[dict]) -> None:
+    """Median over runs of each node's median ms per batch, slowest first."""
+    keys = {k for r in runs for k in r.get("nodes_ms", {})}
+    rows = [
+        (statistics.median(r["nodes_ms"][k] for r in runs if k in r["nodes_ms"]), k) for k in keys
+    ]
+    print(f"  {label} per node (ms/batch):")
+    for ms, k in sorted(rows, reverse=True):
+        if ms >= 1.0:
+            print(f"    {ms:8.1f}  {k}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,32 +171,76 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", help="keep the generated data in this directory")
+    parser.add_argument("--keep", help="keep the generated data in this directory (reused)")
+    parser.add_argument(
+        "--peer",
+        nargs="?",
+        const=str(PEER_PYTHON),
+        help=f"also run on gunpowder 1.5 with this interpreter (default {PEER_PYTHON})",
+    )
+    parser.add_argument("--python", default=sys.executable, help="interpreter for ours (--peer)")
+    parser.add_argument("--profile", action="store_true", help="median ms per node")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--no-rotate", action="store_true", help="only the unrotated case")
+    group.add_argument("--only-rotate", action="store_true", help="only the rotated case")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one run, as JSON, in this process
     args = parser.parse_args(argv)
+    if args.child:
+        job = json.loads(args.child)
+        res = run(
+            Path(job["path"]), job["rotate"], job["iterations"], job["warmup"], job["profile"]
+        )
+        print(json.dumps(res), flush=True)
+        return
+    if args.peer and not Path(args.peer).exists():
+        raise SystemExit(f"--peer: no interpreter {args.peer} (run ../shared/bench/compare.sh)")
+    impls = [("ours", args.python)] + ([("peer", args.peer)] if args.peer else [])
+    cases = [False] if args.no_rotate else [True] if args.only_rotate else [True, False]
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gp-iso-", dir="/tmp"))
     path = base / "isotropic.zarr"
+    results: dict[tuple[str, bool], list[dict]] = {}
     try:
         if not (path / "raw").exists():
             t = time.perf_counter()
             make_data(path)
-            print(f"generated {path} in {time.perf_counter() - t:.1f} s")
-        results: dict[bool, list[dict]] = {True: [], False: []}
+            print(f"generated {path} in {time.perf_counter() - t:.1f} s", flush=True)
+        print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         for r in range(args.rounds):
-            for rotate in (True, False) if r % 2 == 0 else (False, True):
-                res = run(path, rotate, args.iterations, args.warmup)
-                results[rotate].append(res)
+            order = [
+                (rot, impl)
+                for rot in (cases if r % 2 == 0 else cases[::-1])
+                for impl in (impls if r % 2 == 0 else impls[::-1])
+            ]
+            for rotate, (impl, python) in order:
+                if args.peer:
+                    res = _run_in(python, path, rotate, args)
+                else:
+                    res = run(path, rotate, args.iterations, args.warmup, args.profile)
+                results.setdefault((impl, rotate), []).append(res)
                 print(
-                    f"round {r} rotate={rotate!s:>5}: first batch {res['first_s']:.2f} s, "
-                    f"median {res['median_s'] * 1e3:.0f} ms/batch (min {res['min_s'] * 1e3:.0f})"
+                    f"round {r} {impl} rotate={rotate!s:>5}: first batch {res['first_s']:.2f} s, "
+                    f"median {res['median_s'] * 1e3:.0f} ms/batch (min {res['min_s'] * 1e3:.0f})",
+                    flush=True,
                 )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     med = {k: statistics.median(x["median_s"] for x in v) for k, v in results.items()}
-    print(
-        f"median ms/batch: rotated {med[True] * 1e3:.0f}, unrotated {med[False] * 1e3:.0f} "
-        f"(rotated/unrotated {med[True] / med[False]:.2f})"
-    )
+    for impl, _ in impls:
+        line = ", ".join(
+            f"{'rotated' if rot else 'unrotated'} {med[(impl, rot)] * 1e3:.0f}" for rot in cases
+        )
+        if len(cases) == 2:
+            line += f" (rotated/unrotated {med[(impl, True)] / med[(impl, False)]:.2f})"
+        print(f"{impl} median ms/batch: {line}")
+        if args.profile:
+            for rot in cases:
+                _print_nodes(f"{impl} rotate={rot}", results[(impl, rot)])
+    if args.peer:
+        for rot in cases:
+            ratio = med[("peer", rot)] / med[("ours", rot)]
+            print(f"rotate={rot}: ours/peer batches/s {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,7 @@ import numpy as np
 
 from ..batch import Array, Batch
 from ..spec import ArrayKey
-from ..transforms.augment_intensity import (
-    add_noise,
-)
+from ..transforms.augment_intensity import add_noise, value_range
 from ._args import bad_argument, check_probability
 from ._intensity import _check_p, _check_range, _float_data, _OneArray
 
@@ -78,7 +76,10 @@ class NoiseAugment(_OneArray):
             return batch
         array = batch[self.array]
         data = _float_data(self.name, self.array, array)
-        _check_range(self.name, self.array, data, low=-1.0)
-        out = add_noise(data, self.mode, ctx, clip=self.clip, **dict(self.kwargs))
+        data_range = value_range(data)  # one pass, shared by the check and the kernel
+        _check_range(self.name, self.array, data, low=-1.0, value=data_range)
+        out = add_noise(
+            data, self.mode, ctx, clip=self.clip, data_range=data_range, **dict(self.kwargs)
+        )
         batch[self.array] = Array(out, array.spec, array.attrs)
         return batch

@@ -61,4 +61,9 @@ class Normalize(_ArrayFilter):
             # scale in floats, then check what is cast (NaN, range) into the integer dtype
             scaled = data.astype(np.float64) * factor
             return cast(self.name, self.key, scaled, self.dtype)
+        if np.result_type(self.dtype, factor) == self.dtype:
+            # one pass (cast and multiply per buffer, no full-size temporary): the same
+            # values as `data.astype(dtype) * factor`, computed in `dtype`
+            out = np.empty(data.shape, dtype=self.dtype)
+            return np.multiply(data, factor, out=out, dtype=self.dtype, casting="unsafe")
         return (data.astype(self.dtype) * factor).astype(self.dtype, copy=False)

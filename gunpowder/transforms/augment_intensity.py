@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import product
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -15,7 +16,7 @@ from scipy import ndimage
 from ._jit import njit
 
 
-def slabs(shape: Sequence[int], slab: Sequence[int] | None) -> Iterator[tuple[slice, ...]]:
+def slabs(shape: Sequence[int], slab: Sequence[int] | None) -> Iterator[tuple[Any, ...]]:
     """Index tuples of the blocks of `shape` cut into slabs of `slab` (-1: the whole axis).
 
     `slab` applies to the last len(slab) axes; None gives a single block.
@@ -139,16 +140,80 @@ def _scale_shift_blocks(blocks, scales, shifts, clip, out):  # pragma: no cover 
     return float(lo), float(hi)
 
 
+def value_range(data: np.ndarray) -> tuple[float, float]:
+    """(min, max) of `data` in one pass ((0.0, 0.0) if empty); NaN if it holds a NaN."""
+    if data.size == 0:
+        return 0.0, 0.0
+    if data.dtype in (np.float32, np.float64) and data.ndim <= 4:
+        return _min_max(_as_4d(data))
+    return float(data.min()), float(data.max())
+
+
+def _as_4d(data: np.ndarray) -> np.ndarray:
+    """A view of `data` (at most 4 axes) with 4 axes, leading ones of length 1 added."""
+    return data.reshape((1,) * (4 - data.ndim) + data.shape)
+
+
+@njit(cache=True, nogil=True)
+def _min_max(a):  # pragma: no cover - compiled
+    """(min, max) of a 4D float array, any strides; NaN propagates (as numpy's min/max)."""
+    lo = a[0, 0, 0, 0]
+    hi = lo
+    nan = False
+    n0, n1, n2, n3 = a.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                for m in range(n3):
+                    v = a[i, j, k, m]
+                    nan |= v != v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+    if nan:
+        return np.nan, np.nan
+    return float(lo), float(hi)
+
+
+@njit(cache=True, nogil=True)
+def _add_gaussian(a, noise, scale, mean, low, clip, out):  # pragma: no cover - compiled
+    """out = a + dtype(noise * scale + mean) (the noise term in float64, then rounded to a's
+    dtype, as numpy computes `(noise * np.float64(scale) + mean).astype(dtype)`), clipped
+    to [low, 1] if `clip`. 4D arrays; `a` may have any strides; no fastmath, so the
+    roundings are numpy's."""
+    n0, n1, n2, n3 = a.shape
+    one = out.dtype.type(1.0)
+    lower = out.dtype.type(low)
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                for m in range(n3):
+                    term = out.dtype.type(np.float64(noise[i, j, k, m]) * scale + mean)
+                    v = a[i, j, k, m] + term
+                    if clip:
+                        # np.clip(v, low, 1): NaN stays NaN
+                        v = lower if v < lower else (one if v > one else v)
+                    out[i, j, k, m] = v
+
+
 def add_noise(
-    data: np.ndarray, mode: str, rng: np.random.Generator, clip: bool = True, **kwargs: float
+    data: np.ndarray,
+    mode: str,
+    rng: np.random.Generator,
+    clip: bool = True,
+    *,
+    data_range: tuple[float, float] | None = None,
+    **kwargs: float,
 ) -> np.ndarray:
     """`data` (floats in [0, 1] or [-1, 1]) with noise of `mode` (scikit-image's names).
 
     gaussian (mean=0, var=0.01), speckle (a + a * n, mean=0, var=0.01), poisson (counts at
     2**ceil(log2(#values)) levels), salt, pepper, s&p (amount=0.05, salt_vs_pepper=0.5).
     `clip` keeps the range ([-1, 1] if data has negative values, else [0, 1]).
+    `data_range` (min, max) of `data`, if the caller has it (saves a pass over the data).
     """
-    low = -1.0 if data.size and float(data.min()) < 0 else 0.0
+    if data_range is None:
+        data_range = value_range(data)
+    low = -1.0 if data.size and data_range[0] < 0 else 0.0
     dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
     a = data.astype(dtype, copy=False)
     mean = float(kwargs.pop("mean", 0.0))
@@ -160,9 +225,14 @@ def add_noise(
     if kwargs:
         raise TypeError(f"unexpected arguments for {mode!r} noise: {sorted(kwargs)}")
     if mode == "gaussian":
-        out = a + (rng.standard_normal(a.shape, dtype=np.float32) * np.sqrt(var) + mean).astype(
-            dtype
-        )
+        noise = rng.standard_normal(a.shape, dtype=np.float32)
+        if a.ndim <= 4 and a.dtype in (np.float32, np.float64):
+            # one fused pass (no float64 temporaries), the same values as the numpy below
+            out = np.empty(a.shape, dtype=dtype)
+            scale = float(np.sqrt(var))
+            _add_gaussian(_as_4d(a), _as_4d(noise), scale, mean, low, clip, _as_4d(out))
+            return out
+        out = a + (noise * np.sqrt(var) + mean).astype(dtype)
     elif mode == "speckle":
         noise = rng.standard_normal(a.shape, dtype=np.float32) * np.sqrt(var) + mean
         out = a + a * noise.astype(dtype)
@@ -210,7 +280,7 @@ def blur_sections(
         blurred = ndimage.gaussian_filter(
             section.astype(np.float32, copy=False), sig, mode="reflect"
         )
-        idx = [slice(None)] * data.ndim
+        idx: list[Any] = [slice(None)] * data.ndim
         idx[axis] = index
         out[tuple(idx)] = blurred.astype(data.dtype, copy=False)
     return out

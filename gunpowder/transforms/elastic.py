@@ -365,15 +365,19 @@ class SpatialTransform:
 
         On the voxel grid of `voxel_size` (multiples of it from 0). Exact for the piecewise
         linear field: along z it is evaluated at every target section (each with its own
-        shift), along y and x at the box's ends and the coarse nodes in between, where the
-        extremes of a multilinear function lie.
+        shift; without shifts, as along y and x), along y and x at the box's ends and the
+        coarse nodes in between, where the extremes of a multilinear function lie.
         """
         vs = _pad3(voxel_size, 1.0)
         args, shape = self._prepare(np.zeros(self.dims), voxel_size, target_offset, target_shape)
         field, shift = args[0], args[-1]
-        coords = [args[1] + args[2].astype(np.float64)]
-        for d in (1, 2):
+        shifted = bool(np.any(shift))  # without section shifts z is linear between nodes too
+        coords = []
+        for d in range(3):
             index, weight = args[1 + 2 * d], args[2 + 2 * d]
+            if d == 0 and shifted:  # every section, each with its own shift
+                coords.append(index + weight.astype(np.float64))
+                continue
             lo = index[0] + float(weight[0])
             hi = index[-1] + float(weight[-1])
             inner = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1, dtype=np.float64)
@@ -381,7 +385,8 @@ class SpatialTransform:
         values = field.astype(np.float64)
         for d in (2, 1, 0):  # smallest results first
             values = _lerp_axis(values, coords[d], 1 + d)
-        values[1:] += shift.T.astype(np.float64)[:, :, None, None]
+        if shifted:
+            values[1:] += shift.T.astype(np.float64)[:, :, None, None]
         lo = values.reshape(3, -1).min(axis=1)
         hi = values.reshape(3, -1).max(axis=1)
         if interpolate:
@@ -460,6 +465,18 @@ def _lerp_axis(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
 
 
 # ---- building transforms ------------------------------------------------------------------
+
+
+def _contract(matrix: np.ndarray, values: np.ndarray, axis: int) -> np.ndarray:
+    """`matrix` (m, n) applied along `axis` (length n) of `values`: that axis becomes m long.
+
+    By `einsum` without BLAS: these products are small (n is a handful of control points),
+    where a multi-threaded BLAS costs more in thread hand-offs than the work (tens of ms
+    per transform on a loaded machine), and einsum's fixed summation order gives the same
+    bits on every machine and thread count."""
+    moved = np.moveaxis(values, axis, 0)
+    out = np.einsum("ij,j...->i...", matrix, moved, optimize=False)
+    return np.moveaxis(out, 0, axis)
 
 
 def spline_matrix(positions: np.ndarray, n_control: int) -> np.ndarray:
@@ -597,7 +614,7 @@ def build_transform(
         if affine.shape != (sd, sd):
             raise ValueError(f"affine must be {sd}x{sd}, got {affine.shape}")
         rel = np.stack([grids[first + d] - centre[first + d] for d in range(sd)])
-        coarse[first:] = centre[first:, None, None, None] + np.tensordot(affine, rel, axes=1)
+        coarse[first:] = centre[first:, None, None, None] + _contract(affine, rel, 0)
     if jitter is not None:
         if jitter.shape[0] != sd:
             raise ValueError(f"jitter must have {sd} components, got {jitter.shape[0]}")
@@ -610,7 +627,7 @@ def build_transform(
         for comp in range(sd):
             values = jitter[comp]
             for d in range(sd):
-                values = np.moveaxis(np.tensordot(mats[d], values, axes=([1], [d])), 0, d)
+                values = _contract(mats[d], values, d)
             coarse[first + comp] += values.reshape((1,) * first + values.shape)
     shifts = np.zeros((shape3[0], 2))
     if section_shifts is not None:
