@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gunpowder as gp
+from gunpowder.nodes._pad import pad_constant
 from gunpowder.nodes.normalize import Normalize
-from gunpowder.nodes.pad import _pad_zeros
 from gunpowder.spec import ArraySpec
 from gunpowder.transforms import elastic_kernels as K
 from gunpowder.transforms.augment_intensity import add_noise, value_range
@@ -181,7 +181,7 @@ def test_pad_zeros_equals_numpy_pad(seed, channels):
     if any(len(i) == 0 for i in indices):
         return
     padded = np.pad(data, widths)[(slice(None),) + tuple(want_slices)]
-    got = _pad_zeros(data, indices, inside)
+    got = pad_constant(data, indices, inside, np.zeros((), data.dtype))
     np.testing.assert_array_equal(got, padded)
     assert not np.signbit(got).any()  # the margins are +0.0, as numpy.pad's
 

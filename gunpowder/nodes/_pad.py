@@ -79,21 +79,30 @@ def pad_constant(
     """The padded array: `value` everywhere, the data where `inside` (per axis) holds.
 
     `indices[d][inside[d]]` is a run of consecutive data indices on axis d, so the data is
-    copied once, as one block (no per-voxel indexing)."""
+    copied once, as one block (no per-voxel indexing). A value of all-zero bytes (0, 0.0,
+    False) is never written: `np.zeros` of a large array maps fresh zero pages from the OS,
+    so only the pages the data is copied into are touched, and the margins (e.g. the bounding
+    box of a rotated request reaching far beyond the volume, of which a warp then samples a
+    fraction) cost neither time nor memory until something writes them."""
     dims = len(indices)
     shape = data.shape[: data.ndim - dims] + tuple(len(i) for i in indices)
-    out = np.empty(shape, dtype=data.dtype)
+    value = np.asarray(value, dtype=data.dtype)
+    zeros = value.tobytes() == bytes(value.nbytes)
+    out = np.zeros(shape, dtype=data.dtype) if zeros else np.empty(shape, dtype=data.dtype)
     dst, src = [], []
     for index, mask in zip(indices, inside):
         where = np.flatnonzero(mask)
         if where.size == 0:
-            out[...] = value
+            if not zeros:
+                out[...] = value
             return out
         a, b = int(where[0]), int(where[-1]) + 1
         dst.append(slice(a, b))
         src.append(slice(int(index[a]), int(index[a]) + b - a))
     inner = (Ellipsis,) + tuple(dst)
     out[inner] = data[(Ellipsis,) + tuple(src)]
+    if zeros:
+        return out
     for d, s in enumerate(dst):  # fill the margins only
         axis = data.ndim - dims + d
         before = [slice(None)] * out.ndim

@@ -654,16 +654,18 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
             starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
         return starts.reshape(-1)
 
-    def _read_by_rows(ranges: list[range], out: np.ndarray) -> np.ndarray | None:
-        starts = row_starts(ranges)
+    def stable_read(fill: Callable[[int], bool | None]) -> bool | None:
+        """Run `fill(fd)` (False: a read came back short; None: it cannot read) until the
+        file's size and mtime are the same before and after; OSError if the file shrank or
+        kept changing."""
         fd = os.open(filename, os.O_RDONLY)
         try:
             for _ in range(_READ_TRIES):
                 before = _stamp(fd)
-                done = read_rows(fd, out, starts)
-                if done is None:
+                filled = fill(fd)
+                if filled is None:
                     return None
-                if done != len(starts):
+                if not filled:
                     raise OSError(
                         f"{filename!r} shrank while being read: it has "
                         f"{os.fstat(fd).st_size} bytes, the dataset's data ends at byte "
@@ -671,13 +673,22 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
                         "another process)"
                     )
                 if _stamp(fd) == before:
-                    return out
+                    return True
             raise OSError(
                 f"{filename!r} kept changing while being read ({_READ_TRIES} tries): another "
                 "process is writing to it"
             )
         finally:
             os.close(fd)
+
+    def read_by_rows(ranges: list[range], out: np.ndarray) -> bool | None:
+        starts = row_starts(ranges)
+
+        def fill(fd: int) -> bool | None:
+            done = read_rows(fd, out, starts)
+            return None if done is None else done == len(starts)
+
+        return stable_read(fill)
 
     def read_contiguous(index: tuple) -> np.ndarray:
         ranges = [range(*s.indices(n)) for s, n in zip(index, shape)]
@@ -690,10 +701,8 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
         direct = span == int(np.prod(inner_shape, dtype=np.int64)) * itemsize
         if not direct:  # the copy out of the scratch buffer
             seconds += out.nbytes * _BYTE_SECONDS
-        if _rows_are_cheaper(ranges, itemsize, seconds):
-            by_rows = _read_by_rows(ranges, out)
-            if by_rows is not None:
-                return by_rows
+        if _rows_are_cheaper(ranges, itemsize, seconds) and read_by_rows(ranges, out):
+            return out
         scratch = None if direct else np.empty(span, dtype=np.uint8)
         view = (
             None
@@ -705,29 +714,18 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
         for r, st in zip(ranges[:level], strides[:level]):  # byte position of every read
             starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
         blocks = out.reshape((-1, *inner_shape))
-        fd = os.open(filename, os.O_RDONLY)
-        try:
-            for _ in range(_READ_TRIES):
-                before = _stamp(fd)
-                for i, at in enumerate(starts.reshape(-1).tolist()):
-                    buffer = blocks[i].reshape(-1).view(np.uint8) if direct else scratch
-                    if _read_fully(fd, buffer, at) != span:  # type: ignore[arg-type]
-                        raise OSError(
-                            f"{filename!r} shrank while being read: it has "
-                            f"{os.fstat(fd).st_size} bytes, the dataset's data ends at byte "
-                            f"{end_of_data} (the file was truncated or is being rewritten "
-                            "by another process)"
-                        )
-                    if view is not None:
-                        blocks[i] = view
-                if _stamp(fd) == before:
-                    return out
-            raise OSError(
-                f"{filename!r} kept changing while being read ({_READ_TRIES} tries): another "
-                "process is writing to it"
-            )
-        finally:
-            os.close(fd)
+
+        def fill(fd: int) -> bool:
+            for i, at in enumerate(starts.reshape(-1).tolist()):
+                buffer = blocks[i].reshape(-1).view(np.uint8) if direct else scratch
+                if _read_fully(fd, buffer, at) != span:  # type: ignore[arg-type]
+                    return False
+                if view is not None:
+                    blocks[i] = view
+            return True
+
+        stable_read(fill)
+        return out
 
     return read_contiguous
 

@@ -140,34 +140,8 @@ class Pad(Node):
         data = np.asarray(array.data)
         if self.mode == "constant":
             value = np.asarray(0 if self.value is None else self.value).astype(data.dtype)
-            if value.tobytes() == bytes(value.itemsize):
-                padded = _pad_zeros(data, indices, inside)
-            else:
-                padded = pad_constant(data, indices, inside, value)
+            padded = pad_constant(data, indices, inside, value)
         else:
             padded = gather(data, indices)
         batch[self.key] = Array(padded, array.spec.replace(roi=wanted), array.attrs)
         return batch
-
-
-def _pad_zeros(data: np.ndarray, indices: list, inside: list) -> np.ndarray:
-    """`pad_constant` for a value of all-zero bytes (0, 0.0, False), without writing it.
-
-    `np.zeros` of a large array maps fresh zero pages from the OS (calloc): only the pages
-    the data is copied into are ever written, and the margins (e.g. the bounding box of a
-    rotated request reaching far beyond the volume, of which a warp then samples a fraction)
-    cost neither time nor memory until something writes them.
-    """
-    dims = len(indices)
-    shape = data.shape[: data.ndim - dims] + tuple(len(i) for i in indices)
-    out = np.zeros(shape, dtype=data.dtype)
-    dst, src = [], []
-    for index, mask in zip(indices, inside):
-        where = np.flatnonzero(mask)
-        if where.size == 0:
-            return out
-        a, b = int(where[0]), int(where[-1]) + 1
-        dst.append(slice(a, b))
-        src.append(slice(int(index[a]), int(index[a]) + b - a))
-    out[(Ellipsis,) + tuple(dst)] = data[(Ellipsis,) + tuple(src)]
-    return out
