@@ -16,12 +16,12 @@ from ..batch import Array
 from ..errors import PipelineRequestError
 from ..node import Node
 from ..spec import ArrayKey, BatchRequest, ProviderSpec
-from ._args import check_probability
+from ._args import probability
 
 
 def _check_p(node: str, p: float) -> float:
     """`p` as a probability, else a NodeArgumentError (a ValueError) naming `node` and p."""
-    return check_probability(node, "p", p)
+    return probability(node, "p", p)
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:

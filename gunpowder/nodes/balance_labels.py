@@ -9,7 +9,7 @@ from ..batch import Array, Batch
 from ..node import Node
 from ..spec import ArrayKey, ArraySpec, BatchRequest, ProviderSpec
 from ..transforms import labels as kernels
-from ._args import NodeArgumentError, bad_argument, check_probability
+from ._args import NodeArgumentError, bad_argument, probability
 from ._common import array_in, ask_for, spatial_array_spec
 from ._labels import _check_label_dtype, _common_roi, _masks_list, _same_grid
 
@@ -65,7 +65,7 @@ class BalanceLabels(Node):
             raise bad_argument(node, "num_classes", "an int >= 1", num_classes)
         for arg, value in (("clipmin", clipmin), ("clipmax", clipmax)):
             if value is not None:
-                check_probability(node, arg, value)
+                probability(node, arg, value)
         if clipmin is not None and clipmax is not None and clipmin > clipmax:
             raise NodeArgumentError(
                 f"{node}: clipmin ({clipmin!r}) must not be larger than clipmax ({clipmax!r})"

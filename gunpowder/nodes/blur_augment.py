@@ -11,7 +11,7 @@ from ..spec import ArrayKey, BatchRequest
 from ..transforms.augment_intensity import (
     blur_sections,
 )
-from ._args import NodeArgumentError, bad_argument, check_interval, check_probability
+from ._args import NodeArgumentError, bad_argument, check_interval, probability
 from ._intensity import _check_p, _OneArray
 
 
@@ -54,7 +54,7 @@ class BlurAugment(_OneArray):
         p: float = 1.0,
     ) -> None:
         self.array = array
-        self.prob_blur = check_probability("BlurAugment", "prob_blur", prob_blur)
+        self.prob_blur = probability("BlurAugment", "prob_blur", prob_blur)
         self.sigma_min, self.sigma_max = check_interval(
             "BlurAugment", "sigma_min", sigma_min, "sigma_max", sigma_max
         )

@@ -16,7 +16,7 @@ from ..transforms.augment_defects import (
     fold,
     low_contrast,
 )
-from . import _augment_args as args
+from . import _args as args
 from ._defects import ARTIFACT, DEFORM, LOW_CONTRAST, MISSING, _padded
 
 

@@ -12,7 +12,7 @@ from ..transforms.elastic import (
     draw_jitter,
     random_rotation,
 )
-from . import _augment_args as args
+from . import _args as args
 from ._warp import _check_lengths, _graph_grid, _last, _Warp
 
 

@@ -10,7 +10,7 @@ from ..transforms.elastic import (
     draw_misalignment,
     rotation_2d,
 )
-from . import _augment_args as args
+from . import _args as args
 from ._warp import _check_lengths, _last, _Warp
 
 

@@ -10,7 +10,7 @@ from ..transforms.augment_intensity import (
     count_slabs,
     scale_shift_range,
 )
-from ._args import NodeArgumentError, bad_argument, check_interval, check_probability
+from ._args import NodeArgumentError, bad_argument, check_interval, probability
 from ._intensity import _check_range, _float_data, _OneArray
 
 
@@ -65,7 +65,7 @@ class IntensityAugment(_OneArray):
         )
         self.z_section_wise = bool(z_section_wise)
         self.clip = bool(clip)
-        self.p = check_probability(node, "p", p)
+        self.p = probability(node, "p", p)
         if slab is not None:
             try:
                 slab = tuple(int(s) for s in slab)

@@ -7,7 +7,7 @@ import numpy as np
 from ..batch import Array, Batch
 from ..spec import ArrayKey
 from ..transforms.augment_intensity import add_noise, value_range
-from ._args import bad_argument, check_probability
+from ._args import bad_argument, probability
 from ._intensity import _check_p, _check_range, _float_data, _OneArray
 
 
@@ -30,7 +30,7 @@ def _check_noise_kwargs(mode: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             raise bad_argument(node, "mean", "a finite number", kwargs["mean"])
     for arg in ("amount", "salt_vs_pepper"):
         if arg in kwargs:
-            check_probability(node, arg, kwargs[arg])
+            probability(node, arg, kwargs[arg])
     return kwargs
 
 

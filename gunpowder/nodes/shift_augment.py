@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -12,7 +13,7 @@ from ..geometry import Coordinate, Roi
 from ..node import Node
 from ..spec import BatchRequest, ProviderSpec
 from ..transforms.augment_defects import draw_section_shifts, shift_sections
-from . import _augment_args as args
+from . import _args as args
 from ._defects import _apply_shifts, _fill
 from ._graph_support import section_shift_graph
 from ._warp import check_source, move_graph
@@ -26,6 +27,20 @@ class ShiftContext(NamedTuple):
     first: Any
     request: Any
     sources: Any
+
+
+class _GlobalRandom:
+    """The two draws the section models need, from the global `random`/`np.random` state.
+
+    Only for 1.x code that calls a node's helpers or `prepare(request)` directly, without the
+    engine's Generator; 1.x seeded these through `random.seed` and `np.random.seed`.
+    """
+
+    def random(self) -> float:
+        return random.random()
+
+    def normal(self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None) -> Any:
+        return np.random.normal(loc, scale, size)
 
 
 class ShiftAugment(Node):
@@ -108,7 +123,7 @@ class ShiftAugment(Node):
         """(shift_axis_len, dims) world offsets of every section, multiples of
         `lcm_voxel_size` (1.x). Draws from `rng`, or without one from the global `random`
         and `np.random` states (as 1.x did)."""
-        source = args.GlobalRandom() if rng is None else rng
+        source = _GlobalRandom() if rng is None else rng
         return draw_section_shifts(
             source, int(shift_axis_len), prob_slip, prob_shift, shift_sigmas, lcm_voxel_size
         )
@@ -197,7 +212,7 @@ class ShiftAugment(Node):
         self, request: BatchRequest, rng: np.random.Generator | None = None
     ) -> tuple[Any, Any]:
         if rng is None:  # 1.x code calling prepare(request) itself
-            rng = args.GlobalRandom()
+            rng = _GlobalRandom()
         if rng.random() >= self.p:
             return request, None
         specs = {

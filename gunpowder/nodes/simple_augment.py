@@ -17,7 +17,7 @@ from ..transforms.augment_simple import (
     allowed_permutations,
     permutation_weights,
 )
-from . import _augment_args as args
+from . import _args as args
 from ._warp import move_graph
 
 
