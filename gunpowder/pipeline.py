@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .allocator import configure_allocator
 from .batch import Batch
 from .engine import fresh_seed, run_request
 from .errors import GunpowderError, PipelineRequestError, PipelineSetupError
@@ -141,6 +142,7 @@ class Pipeline(Composable):
     def setup(self) -> None:
         if self._is_setup:
             return
+        configure_allocator()  # batch-sized buffers are reused, not re-faulted (allocator.py)
         seen: dict[int, str] = {}
         for _, p in self.nodes():
             if id(p.node) in seen:

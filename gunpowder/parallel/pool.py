@@ -27,6 +27,7 @@ from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
 
+from ..allocator import configure_allocator
 from ..batch import Batch
 from ..engine import derive_seed, run_request
 from ..errors import GunpowderError, PipelineRequestError, PipelineSetupError
@@ -174,6 +175,7 @@ def _worker_main(
     _in_worker = True
     if threads is not None:  # N workers of 1 thread each use N cores, not N x cores
         limit_threads(threads)
+    configure_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     sender = SlotSender(shm_prefix)
     _exit_with_parent(sender)
