@@ -114,19 +114,32 @@ def check_threads(threads: Any, owner: str, argument: str) -> int | None:
     return n
 
 
+#: zarr 3's (donfig) environment name for `threading.max_workers`, read when zarr is imported
+ZARR_WORKERS_ENV = "ZARR_THREADING__MAX_WORKERS"
+
+
 def limit_threads(n: int) -> None:
-    """Limit this process's BLAS/OpenMP, numba and torch thread pools to `n` threads.
+    """Limit this process's BLAS/OpenMP, numba, torch and zarr thread pools to `n` threads.
 
     Environment variables cover libraries loaded later (spawned workers); already-loaded
-    ones are limited through threadpoolctl, `numba.set_num_threads` and
-    `torch.set_num_threads` (numba's pool only once started: the library's kernels run
-    serially, and starting it would cost each worker threads). Missing libraries are skipped.
+    ones are limited through threadpoolctl, `numba.set_num_threads`, `torch.set_num_threads`
+    and zarr's `threading.max_workers` (its chunk-decoding pool, by default cores + 4
+    threads; a pool already started keeps its size) (numba's pool only once started: the
+    library's kernels run serially, and starting it would cost each worker threads).
+    Missing libraries are skipped.
     """
     n = max(1, int(n))
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(n)
     os.environ["NUMBA_NUM_THREADS"] = os.environ.get("NUMBA_NUM_THREADS") or str(n)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ[ZARR_WORKERS_ENV] = str(n)
+    zarr = sys.modules.get("zarr")
+    if zarr is not None:
+        try:
+            zarr.config.set({"threading.max_workers": n})
+        except Exception:  # zarr 2 has no such setting
+            pass
     try:
         from threadpoolctl import threadpool_limits
 
