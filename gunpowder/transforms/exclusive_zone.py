@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+#: relative slack at the radius (distances within it of the radius count as at the radius)
+_AT_RADIUS = 1e-9
+
 
 def exclusive_zone_mask(
     binary: np.ndarray, radius: Sequence[float], voxel_size: Sequence[float]
@@ -34,5 +37,7 @@ def exclusive_zone_mask(
         if not on.any() or on.all():
             continue
         scaled = ndimage.distance_transform_edt(~on, sampling=sampling)
-        out[index][(~on) & (scaled <= 1.0)] = 0
+        # a voxel at the radius is inside; the tolerance covers the rounding of the EDT's
+        # scaled square root (2 voxels from a radius of 2.0 can come out as 1 + 2e-16)
+        out[index][(~on) & (scaled <= 1.0 + _AT_RADIUS)] = 0
     return out
