@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -265,6 +265,11 @@ def test_nonsymmetric_affinities_node():
     binary=hnp.arrays(np.uint8, (6, 7), elements=st.sampled_from([0, 0, 0, 1])),
     radius=st.tuples(st.floats(0.5, 6), st.floats(0.5, 6)),
     vs=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+)
+@example(  # a voxel at the radius, up to the EDT's rounding
+    binary=np.pad(np.ones((1, 1), np.uint8), ((0, 5), (0, 6))),
+    radius=(1.0, 1.9999999999999991),
+    vs=(1, 1),
 )
 def test_exclusive_zone_definition(binary, radius, vs):
     out = exclusive_zone_mask(binary, radius, vs)
