@@ -647,10 +647,12 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
     )
     end_of_data = offset + int(np.prod(shape, dtype=np.int64)) * itemsize
 
-    def row_starts(ranges: list[range]) -> np.ndarray:
-        """The byte position of every row (the innermost axis) that `ranges` select."""
-        starts = np.full((), offset + ranges[-1].start * itemsize, dtype=np.int64)
-        for r, st in zip(ranges[:-1], strides[:-1]):
+    def read_starts(ranges: list[range], level: int) -> np.ndarray:
+        """The byte position of every read when looping over the first `level` axes (each
+        read starts at the first selected element of the other axes), flat, in C order."""
+        base = offset + sum(r.start * st for r, st in zip(ranges[level:], strides[level:]))
+        starts = np.full((), base, dtype=np.int64)
+        for r, st in zip(ranges[:level], strides[:level]):
             starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
         return starts.reshape(-1)
 
@@ -682,7 +684,7 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
             os.close(fd)
 
     def read_by_rows(ranges: list[range], out: np.ndarray) -> bool | None:
-        starts = row_starts(ranges)
+        starts = read_starts(ranges, len(ranges) - 1)
 
         def fill(fd: int) -> bool | None:
             done = read_rows(fd, out, starts)
@@ -709,14 +711,11 @@ def _contiguous_reader(filename: str, offset: int, shape: tuple, dtype: np.dtype
             if scratch is None
             else np.ndarray(inner_shape, dtype=dtype, buffer=scratch, strides=inner_strides)
         )
-        base = offset + sum(r.start * st for r, st in zip(ranges[level:], strides[level:]))
-        starts = np.full((), base, dtype=np.int64)
-        for r, st in zip(ranges[:level], strides[:level]):  # byte position of every read
-            starts = np.add.outer(starts, np.asarray(r, dtype=np.int64) * st)
+        starts = read_starts(ranges, level)
         blocks = out.reshape((-1, *inner_shape))
 
         def fill(fd: int) -> bool:
-            for i, at in enumerate(starts.reshape(-1).tolist()):
+            for i, at in enumerate(starts.tolist()):
                 buffer = blocks[i].reshape(-1).view(np.uint8) if direct else scratch
                 if _read_fully(fd, buffer, at) != span:  # type: ignore[arg-type]
                     return False
